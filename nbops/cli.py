@@ -1,0 +1,64 @@
+"""The `nbops` command. Each subcommand lives in nbops/commands/<name>.py: it parses its
+arguments, makes one library call and prints the result. Only `main` turns errors into exit
+codes; known errors (NbopsError) print one line without a traceback (NBOPS_DEBUG=1 shows it).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import sys
+from typing import Sequence
+
+from . import __version__
+
+#: Subcommand modules, in the order `nbops --help` lists them.
+COMMANDS = ("run",)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="nbops",
+        description="Jupyter notebooks as reproducible DVC pipeline stages and promotable model packages.",
+    )
+    parser.add_argument("--version", action="version", version=f"nbops {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    subparsers.required = True
+    for name in COMMANDS:
+        importlib.import_module(f"nbops.commands.{name}").add_parser(subparsers)
+    return parser
+
+
+def skip_slow_optional_imports() -> None:
+    """Keep rfc3987-syntax from loading in this process.
+
+    JupyterLab installs jsonschema's format extra, whose rfc3987-syntax compiles its grammars
+    on every `import jsonschema` (about 1.1 s), a cost nbformat — and so papermill — pays on
+    each stage. nbformat's schema uses no IRI formats, so jsonschema loses nothing we use.
+    Done only in the CLI process, never inside a user's kernel or program.
+    """
+    if "jsonschema" not in sys.modules:
+        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    from .exceptions import NbopsError
+
+    skip_slow_optional_imports()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except NbopsError as exc:
+        if os.environ.get("NBOPS_DEBUG"):
+            raise
+        print(f"nbops: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("nbops: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

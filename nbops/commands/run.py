@@ -1,0 +1,59 @@
+"""`nbops run NOTEBOOK`: execute a notebook as a pipeline stage."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from ..exceptions import ParamsError
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "run",
+        help="execute a notebook with its parameters from params.yaml",
+        description=(
+            "Execute NOTEBOOK with papermill, injecting the params.yaml section of its stage, "
+            "and write the executed notebook to reports/<stage>.ipynb. The kernel runs in the "
+            "project root (the folder holding dvc.yaml / params.yaml)."
+        ),
+    )
+    parser.add_argument("notebook", help="the notebook to execute")
+    parser.add_argument("--stage", help="params.yaml section and report name (default: the notebook's file name)")
+    parser.add_argument(
+        "-p", "--param", dest="params", action="append", default=[], metavar="KEY=VALUE",
+        help="override one parameter; VALUE is read as YAML (3 is an int, true a bool)",
+    )
+    parser.add_argument("-o", "--output", help="where to write the executed notebook (default: reports/<stage>.ipynb)")
+    parser.add_argument("--kernel", help="Jupyter kernel name (default: the notebook's kernelspec)")
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(handler=handle)
+
+
+def parse_overrides(pairs: list[str]) -> dict[str, object]:
+    from ..params import parse_value
+
+    overrides: dict[str, object] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise ParamsError(f"-p {pair!r}: expected KEY=VALUE, e.g. -p n_estimators=200")
+        overrides[key.strip()] = parse_value(value)
+    return overrides
+
+
+def handle(args: argparse.Namespace) -> int:
+    from ..execute import run_notebook
+
+    result = run_notebook(
+        args.notebook,
+        stage=args.stage,
+        parameters=parse_overrides(args.params),
+        output=args.output,
+        quiet=args.quiet,
+        kernel_name=args.kernel,
+    )
+    if not args.quiet:
+        recorded = ", ".join(f"{r['kind']} {r['name']}" for r in result.records) or "nothing recorded"
+        print(f"nbops: {result.stage}: report {result.report} ({recorded})", file=sys.stderr)
+    return 0

@@ -1,0 +1,162 @@
+"""Model files: deterministic skops bytes, hash-verified loading of trusted types only, signatures.
+
+skops stores objects without pickle, so loading a model cannot run arbitrary code; types that
+skops does not trust by default are accepted only from the libraries in TRUSTED_MODULES.
+skops names array files and object ids after `id()`, so the same model would give different bytes
+on every run; `dumps` renumbers them in order of appearance and fixes zip timestamps, so an
+unchanged model keeps its sha256 and `dvc repro` does not churn.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import zipfile
+from typing import Any
+
+from ._io import sha256_bytes
+from .exceptions import ModelFileError
+
+#: Top-level modules whose types may be loaded from a model file (beyond skops' own defaults).
+TRUSTED_MODULES = ("sklearn", "numpy", "scipy")
+_ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+_ID_PATTERN = re.compile(r'("__id__": )(\d+)|"(\d+)\.npy"')
+
+
+def dumps(model: Any) -> bytes:
+    """The model as skops bytes that are identical for an identical model."""
+    import skops.io as sio
+
+    raw = sio.dumps(model)
+    try:
+        return _canonical_zip(raw)
+    except (KeyError, ValueError, zipfile.BadZipFile):  # a skops format we do not know: keep it as is
+        return raw
+
+
+def _canonical_zip(raw: bytes) -> bytes:
+    source = zipfile.ZipFile(io.BytesIO(raw))
+    schema = source.read("schema.json").decode("utf-8")
+    numbering: dict[str, str] = {}
+
+    def renumber(match: re.Match[str]) -> str:
+        original = match.group(2) or match.group(3)
+        new = numbering.setdefault(original, str(len(numbering) + 1))
+        return f"{match.group(1)}{new}" if match.group(2) else f'"{new}.npy"'
+
+    schema = _ID_PATTERN.sub(renumber, schema)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", compression=zipfile.ZIP_DEFLATED) as target:
+        entries = {"schema.json": schema.encode("utf-8")}
+        for info in source.infolist():
+            if info.filename == "schema.json":
+                continue
+            stem, dot, ext = info.filename.partition(".")
+            name = f"{numbering[stem]}{dot}{ext}" if stem in numbering else info.filename
+            entries[name] = source.read(info)
+        for name in sorted(entries):
+            info = zipfile.ZipInfo(name, date_time=_ZIP_EPOCH)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            target.writestr(info, entries[name])
+    return out.getvalue()
+
+
+def untrusted_types(data: bytes) -> list[str]:
+    """Types in the file that skops does not trust by default."""
+    import skops.io as sio
+
+    return sorted(sio.get_untrusted_types(data=data))
+
+
+def check_trusted(types: list[str], where: str) -> None:
+    refused = [t for t in types if t.split(".", 1)[0] not in TRUSTED_MODULES]
+    if refused:
+        raise ModelFileError(
+            f"{where}: refusing to load types from outside {', '.join(TRUSTED_MODULES)}: "
+            f"{', '.join(refused)} (nbops only loads model files built from trusted libraries)"
+        )
+
+
+def loads(data: bytes, where: str = "model") -> Any:
+    """Load skops bytes after checking that every type in them is trusted."""
+    import skops.io as sio
+
+    types = untrusted_types(data)
+    check_trusted(types, where)
+    return sio.loads(data, trusted=types)
+
+
+def load_file(path: str | os.PathLike[str], sha256: str | None = None) -> Any:
+    """Load a model file, verifying its sha256 first when one is given."""
+    try:
+        with open(path, "rb") as handle:
+            data = handle.read()
+    except FileNotFoundError:
+        raise ModelFileError(f"{path}: model file not found") from None
+    if sha256 is not None and sha256_bytes(data) != sha256:
+        raise ModelFileError(
+            f"{path}: sha256 {sha256_bytes(data)[:12]}… does not match the recorded {sha256[:12]}… "
+            "(the file was changed after it was recorded; re-create it with `dvc repro`)"
+        )
+    return loads(data, str(path))
+
+
+# --- signatures and JSON-safe samples ------------------------------------------------------
+
+
+def infer_signature(sample: Any) -> dict[str, Any]:
+    """Columns and dtypes of a DataFrame sample (or the width and dtype of an array)."""
+    import pandas as pd
+
+    if isinstance(sample, pd.DataFrame):
+        return {
+            "type": "dataframe",
+            "columns": [{"name": str(name), "dtype": _dtype_name(dtype)} for name, dtype in sample.dtypes.items()],
+        }
+    import numpy as np
+
+    array = np.asarray(sample)
+    if array.ndim != 2:
+        raise ValueError(f"sample_input must be 2-dimensional (rows × features), got shape {array.shape}")
+    return {
+        "type": "array",
+        "columns": [{"name": str(i), "dtype": _dtype_name(array.dtype)} for i in range(array.shape[1])],
+    }
+
+
+def _dtype_name(dtype: Any) -> str:
+    """A portable dtype name: int64, float64, bool, str, category, datetime64[ns]…"""
+    kind = getattr(dtype, "kind", "O")
+    name = str(dtype)
+    if name in ("object", "string", "str") or kind in ("O", "U", "S") or name.startswith("string"):
+        return "str"
+    return name
+
+
+def sample_records(sample: Any) -> dict[str, Any]:
+    """A sample input as {"columns": [...], "data": [[...], ...]}; floats keep every digit."""
+    import pandas as pd
+
+    frame = sample if isinstance(sample, pd.DataFrame) else pd.DataFrame(sample)
+    rows = [[_plain(value) for value in row] for row in frame.itertuples(index=False, name=None)]
+    return {"columns": [str(c) for c in frame.columns], "data": rows}
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):  # numpy scalar
+        value = value.item()
+    if isinstance(value, float) and value != value:  # NaN has no JSON form
+        return None
+    if not isinstance(value, (str, int, float, bool, type(None))):
+        return str(value)
+    return value
+
+
+def to_jsonable(values: Any) -> Any:
+    """Predictions (numpy arrays, pandas objects) as plain lists of JSON scalars."""
+    import numpy as np
+
+    array = np.asarray(values)
+    return array.tolist()

@@ -1,0 +1,253 @@
+"""params.yaml sections, a notebook's `parameters` cell, and the check that the two fit.
+
+params.yaml is the single source of truth for a stage; the notebook's `parameters` cell only
+holds defaults for interactive work. Only names the cell defines may be injected, and a value
+must have the type of the cell's default (an int where a float is expected is fine).
+"""
+
+from __future__ import annotations
+
+import ast
+import difflib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .exceptions import NotebookError, ParamsError
+
+PARAMETERS_TAG = "parameters"
+TAGGING_HINT = (
+    "tag the cell that holds your defaults `parameters` "
+    "(JupyterLab: select the cell, open the property inspector (gear icon, right sidebar) "
+    "and add the tag `parameters`)"
+)
+
+_BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+class _ParamsLoader(_BASE_LOADER):  # type: ignore[misc, valid-type]
+    """YAML 1.1 without dates turned into datetime objects and without silent duplicate keys."""
+
+
+# A date stays the string the user wrote: a notebook parameter `start = "2024-01-01"` must
+# receive "2024-01-01", not a datetime.date that neither papermill nor JSON can carry.
+_ParamsLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in _BASE_LOADER.yaml_implicit_resolvers.items()
+}
+
+
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"duplicate key {key!r}", key_node.start_mark
+            )
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_ParamsLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+
+
+def load_yaml(path: str | os.PathLike[str], *, missing_ok: bool = True, shown: str | None = None) -> dict[str, Any]:
+    """Read a YAML mapping; a syntax error names the file (as `shown`), line and column."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if missing_ok:
+            return {}
+        raise ParamsError(f"{shown or path}: file not found") from None
+    return parse_yaml(text, shown or str(path))
+
+
+def parse_yaml(text: str, filename: str) -> dict[str, Any]:
+    try:
+        data = yaml.load(text, Loader=_ParamsLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        where = f"{filename}:{mark.line + 1}:{mark.column + 1}" if mark else filename
+        problem = exc.problem or exc.context or "invalid YAML"
+        raise ParamsError(f"{where}: {problem} (fix the YAML syntax at that line)") from None
+    except yaml.YAMLError as exc:
+        raise ParamsError(f"{filename}: invalid YAML: {exc}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ParamsError(f"{filename}: expected a mapping of sections at the top, got {type(data).__name__}")
+    return data
+
+
+def parse_value(text: str) -> Any:
+    """A `-p KEY=VALUE` value, typed as YAML types it (`3` is an int, `true` a bool)."""
+    try:
+        return yaml.load(text, Loader=_ParamsLoader)  # noqa: S506
+    except yaml.YAMLError:
+        return text
+
+
+def stage_section(params: dict[str, Any], stage: str, filename: str = "params.yaml") -> dict[str, Any]:
+    section = params.get(stage, {})
+    if section is None:
+        return {}
+    if not isinstance(section, dict):
+        raise ParamsError(
+            f"{filename}: section '{stage}' must be a mapping of parameter names to values, "
+            f"got {type(section).__name__}"
+        )
+    return section
+
+
+# --- the notebook side ---------------------------------------------------------------------
+
+
+class _Unknown:
+    """Default that is not a literal (e.g. `Path("data")`): any value type is accepted."""
+
+    def __repr__(self) -> str:
+        return "<expression>"
+
+
+UNKNOWN = _Unknown()
+
+
+@dataclass(frozen=True)
+class Parameter:
+    name: str
+    default: Any  # the literal default, or UNKNOWN
+    source: str  # the default as written in the cell
+
+
+@dataclass(frozen=True)
+class ParametersCell:
+    index: int
+    source: str
+    parameters: dict[str, Parameter]
+
+
+def read_notebook_json(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """The notebook as plain JSON (no nbformat import: this runs on fast paths)."""
+    try:
+        with open(path, encoding="utf-8") as handle:
+            nb = json.load(handle)
+    except FileNotFoundError:
+        raise NotebookError(f"{path}: notebook not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise NotebookError(f"{path}: not a valid notebook file ({exc})") from None
+    if not isinstance(nb, dict) or not isinstance(nb.get("cells"), list):
+        raise NotebookError(f"{path}: not a Jupyter notebook (no 'cells' list)")
+    return nb
+
+
+def cell_source(cell: dict[str, Any]) -> str:
+    source = cell.get("source", "")
+    return "".join(source) if isinstance(source, list) else str(source)
+
+
+def find_parameters_cell(nb: dict[str, Any], path: str | os.PathLike[str]) -> ParametersCell | None:
+    """The first code cell tagged `parameters`, parsed; None when there is none."""
+    for index, cell in enumerate(nb["cells"]):
+        tags = (cell.get("metadata") or {}).get("tags") or []
+        if cell.get("cell_type") == "code" and PARAMETERS_TAG in tags:
+            source = cell_source(cell)
+            return ParametersCell(index, source, parse_parameters(source, f"{path} (cell {index})"))
+    return None
+
+
+def require_parameters_cell(nb: dict[str, Any], path: str | os.PathLike[str]) -> ParametersCell:
+    found = find_parameters_cell(nb, path)
+    if found is None:
+        raise NotebookError(f"{path}: no cell is tagged `{PARAMETERS_TAG}`; {TAGGING_HINT}")
+    return found
+
+
+def parse_parameters(source: str, where: str) -> dict[str, Parameter]:
+    """Top-level `name = literal` and `name: type = literal` assignments of a parameters cell."""
+    # IPython magics (`%matplotlib inline`) are not Python; they never define parameters.
+    lines = [line if not line.lstrip().startswith(("%", "!")) else "" for line in source.splitlines()]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError as exc:
+        raise NotebookError(f"{where}: the parameters cell is not valid Python: {exc.msg} (line {exc.lineno})") from None
+    found: dict[str, Parameter] = {}
+    for node in tree.body:
+        if isinstance(node, ast.Assign):
+            targets = [t for t in node.targets if isinstance(t, ast.Name)]
+            value = node.value
+        elif isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.value is not None:
+            targets = [node.target]
+            value = node.value
+        else:
+            continue
+        try:
+            default = ast.literal_eval(value)
+        except (ValueError, SyntaxError, TypeError):
+            default = UNKNOWN
+        for target in targets:
+            found[target.id] = Parameter(target.id, default, ast.get_source_segment("\n".join(lines), value) or "")
+    return found
+
+
+def type_name(value: Any) -> str:
+    return "null" if value is None else type(value).__name__
+
+
+def fits(default: Any, value: Any) -> bool:
+    """Whether `value` may replace `default`; None is always allowed (an explicit `null`)."""
+    if value is None or default is None or default is UNKNOWN:
+        return True
+    if isinstance(default, bool):
+        return isinstance(value, bool)
+    if isinstance(default, int):
+        return isinstance(value, int) and not isinstance(value, bool)
+    if isinstance(default, float):
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(default, str):
+        return isinstance(value, str)
+    if isinstance(default, (list, tuple)):
+        return isinstance(value, (list, tuple))
+    if isinstance(default, dict):
+        return isinstance(value, dict)
+    return True
+
+
+def check_values(
+    values: dict[str, Any],
+    parameters: dict[str, Parameter],
+    *,
+    notebook: str,
+    origin: str,
+) -> None:
+    """Raise ParamsError listing every unknown name and every ill-typed value in `values`.
+
+    `origin` says where the values came from, e.g. "params.yaml section 'train'".
+    """
+    problems: list[str] = []
+    unknown = sorted(name for name in values if name not in parameters)
+    if unknown:
+        hints = []
+        for name in unknown:
+            close = difflib.get_close_matches(str(name), list(parameters), n=1)
+            hints.append(f"{name} (did you mean {close[0]}?)" if close else str(name))
+        accepted = ", ".join(sorted(parameters)) or "none"
+        problems.append(
+            f"{origin} sets {', '.join(hints)}, which {notebook} does not define in its parameters cell "
+            f"(it accepts: {accepted})"
+        )
+    for name, value in values.items():
+        parameter = parameters.get(name)
+        if parameter is not None and not fits(parameter.default, value):
+            problems.append(
+                f"{origin}: parameter '{name}' is {value!r} ({type_name(value)}) but {notebook} expects "
+                f"{type_name(parameter.default)} (its default is {parameter.source})"
+            )
+    if problems:
+        raise ParamsError("; ".join(problems))

@@ -1,0 +1,60 @@
+"""Where things live in an nbops project: the root and the per-stage file layout.
+
+Stdlib only: the recording API imports this inside every notebook kernel.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from pathlib import Path
+
+#: Files that mark a project root, searched upwards from a notebook or the working directory.
+ROOT_MARKERS = ("dvc.yaml", "params.yaml", ".dvc")
+
+PARAMS_FILE = "params.yaml"
+DVC_FILE = "dvc.yaml"
+REPORTS_DIR = "reports"
+METRICS_DIR = "metrics"
+PLOTS_DIR = "plots"
+MODELS_DIR = "models"
+#: Where `nbops run` collects a stage's recorded files before moving them into place.
+STAGING_DIR = ".nbops/staging"
+
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def find_root(start: str | os.PathLike[str] | None = None) -> Path | None:
+    """The nearest directory at or above `start` (default: cwd) holding a root marker."""
+    here = Path(start or os.getcwd()).resolve()
+    if here.is_file():
+        here = here.parent
+    for candidate in (here, *here.parents):
+        if any((candidate / marker).exists() for marker in ROOT_MARKERS):
+            return candidate
+    return None
+
+
+def is_valid_name(name: str) -> bool:
+    """A stage, metric-file or model name usable as one path component (no separators, no `..`)."""
+    return bool(_NAME.match(name)) and ".." not in name
+
+
+def report_path(stage: str) -> str:
+    return f"{REPORTS_DIR}/{stage}.ipynb"
+
+
+def metrics_path(stage: str) -> str:
+    return f"{METRICS_DIR}/{stage}.json"
+
+
+def plot_path(stage: str, name: str) -> str:
+    return f"{PLOTS_DIR}/{stage}/{name}.json"
+
+
+def model_path(name: str) -> str:
+    return f"{MODELS_DIR}/{name}.skops"
+
+
+def model_manifest_path(name: str) -> str:
+    return f"{MODELS_DIR}/{name}.json"

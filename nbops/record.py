@@ -1,0 +1,367 @@
+"""Recording from notebook cells: metrics, plots and models, as files DVC reads.
+
+Runs inside the kernel, interactively in JupyterLab and under `nbops run` alike, so it imports
+only the stdlib and nbops' lowest layer at import time; pandas, sklearn and skops are imported
+by the call that needs them.
+
+Every recorded item is also displayed as an output of MIME type `RECORD_MIME` (with a one-line
+text fallback), so a later tool can read back from an executed report what a stage recorded,
+with hashes, without re-running it (`read_records`).
+
+Files written:  metrics/<stage>.json, plots/<stage>/<name>.json, models/<name>.skops + .json
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import sys
+from pathlib import Path
+from typing import Any, Mapping
+
+from . import project
+from ._io import atomic_write_bytes, atomic_write_text, dump_json, sha256_bytes
+from .exceptions import RecordError
+
+RECORD_MIME = "application/vnd.nbops.record+json"
+
+# Environment `nbops run` sets for the kernel it starts.
+ENV_STAGE = "NBOPS_STAGE"
+ENV_ROOT = "NBOPS_ROOT"
+ENV_JOURNAL = "NBOPS_JOURNAL"
+ENV_PARAMS = "NBOPS_PARAMS"
+
+#: DVC plot templates a `log_plot` may name.
+PLOT_TEMPLATES = (
+    "linear", "simple", "scatter", "smooth", "confusion", "confusion_normalized",
+    "bar_horizontal", "bar_horizontal_sorted",
+)
+
+_metrics: dict[str, dict[str, Any]] = {}  # stage -> metrics logged in this kernel session
+
+
+# --- where we are ----------------------------------------------------------------------------
+
+
+def current_stage() -> str:
+    """The stage being recorded: set by `nbops run`, else the notebook's file name."""
+    stage = os.environ.get(ENV_STAGE)
+    if stage:
+        return stage
+    # jupyter_server tells the kernel which notebook it serves; VS Code has its own variable.
+    session = os.environ.get("JPY_SESSION_NAME") or _user_ns_get("__vsc_ipynb_file__") or _user_ns_get("__session__")
+    if session and str(session).endswith(".ipynb"):
+        return Path(str(session)).stem
+    return "notebook"
+
+
+def project_root() -> Path:
+    root = os.environ.get(ENV_ROOT)
+    if root:
+        return Path(root)
+    return project.find_root() or Path.cwd()
+
+
+def _user_ns_get(name: str) -> Any:
+    ipython = _get_ipython()
+    return ipython.user_ns.get(name) if ipython is not None else None
+
+
+def _get_ipython() -> Any:
+    if "IPython" not in sys.modules:
+        return None
+    from IPython import get_ipython
+
+    return get_ipython()
+
+
+def _write(relative: str, data: bytes) -> Path:
+    """Write a recorded file atomically, noting it in the run's journal first (see execute.py)."""
+    target = project_root() / relative
+    journal = os.environ.get(ENV_JOURNAL)
+    if journal:
+        with open(journal, "a", encoding="utf-8") as handle:
+            handle.write(relative + "\n")
+    atomic_write_bytes(target, data)
+    return target
+
+
+def _note(record: dict[str, Any], text: str) -> None:
+    """Show the record in the notebook: machine-readable under RECORD_MIME, a line for people."""
+    ipython = _get_ipython()
+    if ipython is None or not hasattr(ipython, "display_pub"):
+        return
+    from IPython.display import display
+
+    display({RECORD_MIME: record, "text/plain": f"nbops: {text}"}, raw=True)
+
+
+# --- metrics ---------------------------------------------------------------------------------
+
+
+def log_metric(name: str | Mapping[str, Any], value: Any = None) -> None:
+    """Record one metric (`log_metric("roc_auc", 0.97)`) or several (`log_metric({...})`).
+
+    Metrics of a stage go to metrics/<stage>.json, which `dvc metrics show` reads; logging
+    a name again replaces its value.
+    """
+    if isinstance(name, Mapping):
+        if value is not None:
+            raise RecordError("log_metric: pass either a dict of metrics or a name and a value, not both")
+        items = dict(name)
+    else:
+        items = {name: value}
+    if not items:
+        raise RecordError("log_metric: no metrics given")
+    checked = {_metric_name(key): _metric_value(key, val) for key, val in items.items()}
+    stage = current_stage()
+    metrics = _metrics.setdefault(stage, {})
+    metrics.update(checked)
+    relative = project.metrics_path(stage)
+    data = dump_json(metrics).encode("utf-8")
+    _write(relative, data)
+    for key, val in checked.items():
+        _note(
+            {"kind": "metric", "stage": stage, "name": key, "value": val, "path": relative},
+            f"metric {key} = {val!r} → {relative}",
+        )
+
+
+log_metrics = log_metric
+
+
+def _metric_name(name: Any) -> str:
+    if not isinstance(name, str) or not name.strip():
+        raise RecordError(f"log_metric: metric names must be non-empty strings, got {name!r}")
+    return name
+
+
+def _metric_value(name: str, value: Any) -> int | float | bool:
+    if hasattr(value, "item") and callable(value.item):  # numpy / torch scalar
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            pass
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float)):
+        if isinstance(value, float) and not math.isfinite(value):
+            raise RecordError(f"log_metric: metric '{name}' is {value}; metrics must be finite numbers")
+        return value
+    raise RecordError(f"log_metric: metric '{name}' must be a number, got {type(value).__name__} {value!r}")
+
+
+# --- plots -----------------------------------------------------------------------------------
+
+
+def log_plot(
+    name: str,
+    data: Any,
+    *,
+    x: str | None = None,
+    y: str | None = None,
+    template: str = "linear",
+    title: str | None = None,
+) -> Path:
+    """Record plot data (a DataFrame, a list of row dicts or a dict of columns) as
+    plots/<stage>/<name>.json, a file `dvc plots show` renders with `template`."""
+    if not project.is_valid_name(name):
+        raise RecordError(f"log_plot: plot name {name!r} must be a plain file name (letters, digits, . _ -)")
+    if template not in PLOT_TEMPLATES:
+        raise RecordError(f"log_plot: unknown template {template!r}; DVC's templates are {', '.join(PLOT_TEMPLATES)}")
+    rows = _rows(name, data)
+    if not rows:
+        raise RecordError(f"log_plot: plot '{name}' has no rows")
+    columns = list(rows[0])
+    x = x or columns[0]
+    y = y or (columns[1] if len(columns) > 1 else columns[0])
+    for axis, column in (("x", x), ("y", y)):
+        if column not in rows[0]:
+            raise RecordError(f"log_plot: {axis}={column!r} is not a column of plot '{name}' (columns: {', '.join(columns)})")
+    stage = current_stage()
+    relative = project.plot_path(stage, name)
+    payload = json.dumps(rows, indent=1, allow_nan=False).encode("utf-8") + b"\n"
+    _write(relative, payload)
+    record = {
+        "kind": "plot", "stage": stage, "name": name, "path": relative, "x": x, "y": y,
+        "template": template, "title": title or name, "sha256": sha256_bytes(payload),
+    }
+    _note(record, f"plot {name} ({template}, {len(rows)} rows) → {relative}")
+    return project_root() / relative
+
+
+def _rows(name: str, data: Any) -> list[dict[str, Any]]:
+    if hasattr(data, "to_dict") and hasattr(data, "columns"):  # DataFrame
+        data = data.to_dict(orient="records")
+    elif isinstance(data, Mapping):
+        columns = {str(k): list(v) for k, v in data.items()}
+        lengths = {len(v) for v in columns.values()}
+        if len(lengths) > 1:
+            raise RecordError(f"log_plot: the columns of plot '{name}' have different lengths")
+        data = [dict(zip(columns, values)) for values in zip(*columns.values())]
+    if not isinstance(data, list) or not all(isinstance(row, Mapping) for row in data):
+        raise RecordError(f"log_plot: plot '{name}' needs a DataFrame, a list of row dicts or a dict of columns")
+    rows = []
+    for row in data:
+        clean = {}
+        for key, value in row.items():
+            if hasattr(value, "item") and callable(value.item):
+                value = value.item()
+            if isinstance(value, float) and not math.isfinite(value):
+                value = None
+            clean[str(key)] = value
+        rows.append(clean)
+    return rows
+
+
+def log_pr_curve(y_true: Any, y_score: Any, name: str = "pr_curve", max_points: int = 500) -> Path:
+    """Precision-recall curve of the positive class, as a DVC `simple` plot (x=recall)."""
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(y_true, y_score)
+    keep = _evenly_spaced(len(precision), max_points)
+    rows = [{"recall": round(float(recall[i]), 6), "precision": round(float(precision[i]), 6)} for i in keep]
+    return log_plot(name, rows, x="recall", y="precision", template="simple", title="Precision-recall curve")
+
+
+def log_roc_curve(y_true: Any, y_score: Any, name: str = "roc_curve", max_points: int = 500) -> Path:
+    """ROC curve of the positive class, as a DVC `simple` plot (x=fpr, y=tpr)."""
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y_true, y_score)
+    keep = _evenly_spaced(len(fpr), max_points)
+    rows = [{"fpr": round(float(fpr[i]), 6), "tpr": round(float(tpr[i]), 6)} for i in keep]
+    return log_plot(name, rows, x="fpr", y="tpr", template="simple", title="ROC curve")
+
+
+def log_confusion_matrix(y_true: Any, y_pred: Any, name: str = "confusion_matrix") -> Path:
+    """One row per sample ({actual, predicted}), as DVC's `confusion` template expects."""
+    rows = [{"actual": str(_scalar(a)), "predicted": str(_scalar(p))} for a, p in zip(y_true, y_pred)]
+    return log_plot(name, rows, x="actual", y="predicted", template="confusion", title="Confusion matrix")
+
+
+def _scalar(value: Any) -> Any:
+    return value.item() if hasattr(value, "item") else value
+
+
+def _evenly_spaced(length: int, limit: int) -> list[int]:
+    if length <= limit:
+        return list(range(length))
+    step = (length - 1) / (limit - 1)
+    return sorted({round(i * step) for i in range(limit)})
+
+
+# --- models ----------------------------------------------------------------------------------
+
+
+def save_model(model: Any, name: str, *, sample_input: Any, description: str = "") -> dict[str, Any]:
+    """Save a fitted model as models/<name>.skops plus a manifest models/<name>.json.
+
+    The manifest holds the input signature inferred from `sample_input`, the sample itself with
+    the model's predictions on it (the promotion parity check replays them), the model file's
+    sha256 and library versions. Returns the manifest.
+    """
+    from . import modelio
+
+    if not isinstance(name, str) or not project.is_valid_name(name):
+        raise RecordError(
+            f"save_model: model name {name!r} must be a plain name (letters, digits, . _ -; no '/' or '..')"
+        )
+    if sample_input is None or len(sample_input) == 0:
+        raise RecordError(f"save_model('{name}'): sample_input must hold a few rows of the model's input, e.g. X_test[:20]")
+    if not hasattr(model, "predict"):
+        raise RecordError(f"save_model('{name}'): {type(model).__name__} has no predict(); pass a fitted estimator")
+    try:
+        signature = modelio.infer_signature(sample_input)
+        predictions = model.predict(sample_input)
+        probabilities = model.predict_proba(sample_input) if hasattr(model, "predict_proba") else None
+    except Exception as exc:  # noqa: BLE001 - the user's model raised: say so in their terms
+        raise RecordError(f"save_model('{name}'): the model could not predict its sample_input: {type(exc).__name__}: {exc}") from exc
+
+    data = modelio.dumps(model)
+    types = modelio.untrusted_types(data)
+    modelio.check_trusted(types, f"save_model('{name}')")
+    reloaded = modelio.loads(data, f"save_model('{name}')")
+    if modelio.to_jsonable(reloaded.predict(sample_input)) != modelio.to_jsonable(predictions):
+        raise RecordError(f"save_model('{name}'): the model predicts differently after a skops round trip; it cannot be saved faithfully")
+
+    stage = current_stage()
+    model_rel = project.model_path(name)
+    manifest_rel = project.model_manifest_path(name)
+    manifest = {
+        "name": name,
+        "stage": stage,
+        "description": description,
+        "format": "skops",
+        "model_file": Path(model_rel).name,
+        "sha256": sha256_bytes(data),
+        "size": len(data),
+        "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
+        "task": "classification" if probabilities is not None else "prediction",
+        "classes": modelio.to_jsonable(getattr(model, "classes_", [])),
+        "trusted_types": types,
+        "signature": signature,
+        "sample_input": modelio.sample_records(sample_input),
+        "sample_predictions": modelio.to_jsonable(predictions),
+        "sample_probabilities": modelio.to_jsonable(probabilities) if probabilities is not None else None,
+        "params": json.loads(os.environ.get(ENV_PARAMS, "null")),
+        "versions": _versions(),
+    }
+    manifest_bytes = dump_json(manifest).encode("utf-8")
+    _write(model_rel, data)
+    _write(manifest_rel, manifest_bytes)
+    record = {
+        "kind": "model", "stage": stage, "name": name, "path": model_rel, "sha256": manifest["sha256"],
+        "manifest": manifest_rel, "manifest_sha256": sha256_bytes(manifest_bytes),
+    }
+    _note(record, f"model {name} ({manifest['estimator']}, sha256 {manifest['sha256'][:12]}) → {model_rel}")
+    return manifest
+
+
+def load_model(name: str) -> Any:
+    """Load a model saved with `save_model`, verifying its sha256 against its manifest."""
+    from . import modelio
+
+    if not isinstance(name, str) or not project.is_valid_name(name):
+        raise RecordError(f"load_model: model name {name!r} must be a plain name (letters, digits, . _ -)")
+    root = project_root()
+    manifest_file = root / project.model_manifest_path(name)
+    try:
+        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise RecordError(
+            f"load_model: no model '{name}' ({project.model_manifest_path(name)} is missing); "
+            "save it with nbops.save_model or run the stage that does (`dvc repro`)"
+        ) from None
+    return modelio.load_file(manifest_file.parent / manifest["model_file"], manifest["sha256"])
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    found = {"python": platform.python_version()}
+    for dist in ("scikit-learn", "skops", "numpy", "scipy", "pandas"):
+        try:
+            found[dist] = version(dist)
+        except PackageNotFoundError:
+            pass
+    return found
+
+
+# --- reading back ----------------------------------------------------------------------------
+
+
+def read_records(report: str | os.PathLike[str] | Mapping[str, Any]) -> list[dict[str, Any]]:
+    """What a stage recorded, read from its executed report (path or notebook JSON)."""
+    if not isinstance(report, Mapping):
+        with open(report, encoding="utf-8") as handle:
+            report = json.load(handle)
+    found = []
+    for cell in report.get("cells", []):
+        for output in cell.get("outputs", []) or []:
+            data = output.get("data") or {}
+            if RECORD_MIME in data:
+                found.append(data[RECORD_MIME])
+    return found
