@@ -83,7 +83,6 @@ def run_notebook(
         record.ENV_STAGE: stage,
         record.ENV_ROOT: str(root_path),
         record.ENV_JOURNAL: journal,
-        record.ENV_PARAMS: json.dumps(values),
     }
     running: dict[str, int] = {}
 
@@ -139,50 +138,58 @@ def _execute(
     notebook: Path, report: Path, values: dict[str, Any], root: Path, quiet: bool,
     kernel_name: str | None, on_cell_execute: Any, shown: str,
 ) -> None:
-    import papermill
-    from papermill.exceptions import PapermillExecutionError
+    from jupyter_core.utils import run_sync
 
     socket_dir = tempfile.mkdtemp(prefix="nbops-kernel-")
+    # The kernel boots (~0.7 s) while papermill imports: start it first, hand it to papermill.
+    kernel = _start_kernel(kernel_name or _kernelspec_name(notebook), root, socket_dir, shown)
     try:
-        papermill.execute_notebook(
-            str(notebook),
-            str(report),
-            parameters=values,
-            cwd=str(root),
-            progress_bar=not quiet,
-            kernel_name=kernel_name,
-            record_timing=False,
-            on_cell_execute=on_cell_execute,
-            kernel_manager_class=_ipc_kernel_manager(socket_dir),
-        )
-    except PapermillExecutionError as exc:
-        _make_deterministic_file(report, root)
-        executed = _read_json(report) or {}
-        cell_index, source = _failed_cell(executed)
-        where = f"cell {cell_index + 1} (`{_first_line(source)}`)" if cell_index is not None else "a cell"
-        evalue = str(exc.evalue).strip().splitlines()[0] if str(exc.evalue).strip() else ""
-        raise ExecutionError(
-            f"{shown} failed in {where}: {exc.ename}: {evalue} — "
-            f"partial report: {_display_path(report, Path.cwd())}",
-            notebook=shown, report=str(report), cell_index=cell_index, cell_source=source,
-            ename=exc.ename, evalue=str(exc.evalue),
-        ) from None
-    except Exception as exc:
-        if type(exc).__name__ == "NoSuchKernel":
-            raise NotebookError(
-                f"{shown}: no Jupyter kernel named {exc} is installed here "
-                "(install ipykernel in this environment, or pass --kernel)"
+        import papermill
+        from papermill.exceptions import PapermillExecutionError
+
+        try:
+            papermill.execute_notebook(
+                str(notebook),
+                str(report),
+                parameters=values,
+                cwd=str(root),
+                progress_bar=not quiet,
+                kernel_name=kernel.kernel_name,
+                km=kernel,
+                record_timing=False,
+                on_cell_execute=on_cell_execute,
+            )
+        except PapermillExecutionError as exc:
+            _make_deterministic_file(report, root)
+            executed = _read_json(report) or {}
+            cell_index, source = _failed_cell(executed)
+            where = f"cell {cell_index + 1} (`{_first_line(source)}`)" if cell_index is not None else "a cell"
+            evalue = str(exc.evalue).strip().splitlines()[0] if str(exc.evalue).strip() else ""
+            raise ExecutionError(
+                f"{shown} failed in {where}: {exc.ename}: {evalue} — "
+                f"partial report: {_display_path(report, Path.cwd())}",
+                notebook=shown, report=str(report), cell_index=cell_index, cell_source=source,
+                ename=exc.ename, evalue=str(exc.evalue),
             ) from None
-        raise
     finally:
+        # Graceful: the kernel's interpreter exits normally, so files a cell left open are flushed.
+        with contextlib.suppress(Exception):
+            run_sync(kernel.shutdown_kernel)()
         shutil.rmtree(socket_dir, ignore_errors=True)
     _make_deterministic_file(report, root)
 
 
-def _ipc_kernel_manager(socket_dir: str) -> type:
-    """A kernel manager talking to the kernel over Unix sockets in a private folder, not over
-    unencrypted localhost TCP ports that other users of the machine could reach."""
+def _kernelspec_name(notebook: Path) -> str:
+    nb = params_mod.read_notebook_json(notebook)
+    return ((nb.get("metadata") or {}).get("kernelspec") or {}).get("name") or "python3"
+
+
+def _start_kernel(kernel_name: str, root: Path, socket_dir: str, shown: str) -> Any:
+    """Launch the kernel in the project root, talking over Unix sockets in a private folder
+    rather than unencrypted localhost TCP ports that other users of the machine could reach."""
+    from jupyter_client.kernelspec import NoSuchKernel
     from jupyter_client.manager import AsyncKernelManager
+    from jupyter_core.utils import run_sync
     from traitlets import CaselessStrEnum, default
 
     class IPCKernelManager(AsyncKernelManager):
@@ -192,7 +199,20 @@ def _ipc_kernel_manager(socket_dir: str) -> type:
         def _default_ip(self) -> str:
             return os.path.join(socket_dir, "kernel")
 
-    return IPCKernelManager
+        async def _async_finish_shutdown(self, waittime: float | None = None, pollinterval: float = 0.1, restart: bool = False) -> None:
+            # jupyter_client polls every 0.1 s for the kernel to exit; a stage waits for it each run.
+            await super()._async_finish_shutdown(waittime, pollinterval=0.01, restart=restart)
+
+    kernel = IPCKernelManager(kernel_name=kernel_name)
+    try:
+        run_sync(kernel.start_kernel)(cwd=str(root))
+    except NoSuchKernel:
+        shutil.rmtree(socket_dir, ignore_errors=True)
+        raise NotebookError(
+            f"{shown}: no Jupyter kernel named '{kernel_name}' is installed here "
+            "(install ipykernel in this environment, or pass --kernel NAME)"
+        ) from None
+    return kernel
 
 
 def _kernel_died(exc: BaseException) -> BaseException | None:

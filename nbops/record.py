@@ -16,13 +16,12 @@ from __future__ import annotations
 import json
 import math
 import os
-import platform
 import sys
 from pathlib import Path
 from typing import Any, Mapping
 
 from . import project
-from ._io import atomic_write_bytes, atomic_write_text, dump_json, sha256_bytes
+from ._io import atomic_write_bytes, dump_json, sha256_bytes
 from .exceptions import RecordError
 
 RECORD_MIME = "application/vnd.nbops.record+json"
@@ -31,7 +30,6 @@ RECORD_MIME = "application/vnd.nbops.record+json"
 ENV_STAGE = "NBOPS_STAGE"
 ENV_ROOT = "NBOPS_ROOT"
 ENV_JOURNAL = "NBOPS_JOURNAL"
-ENV_PARAMS = "NBOPS_PARAMS"
 
 #: DVC plot templates a `log_plot` may name.
 PLOT_TEMPLATES = (
@@ -306,7 +304,6 @@ def save_model(model: Any, name: str, *, sample_input: Any, description: str = "
         "sample_input": modelio.sample_records(sample_input),
         "sample_predictions": modelio.to_jsonable(predictions),
         "sample_probabilities": modelio.to_jsonable(probabilities) if probabilities is not None else None,
-        "params": json.loads(os.environ.get(ENV_PARAMS, "null")),
         "versions": _versions(),
     }
     manifest_bytes = dump_json(manifest).encode("utf-8")
@@ -339,6 +336,7 @@ def load_model(name: str) -> Any:
 
 
 def _versions() -> dict[str, str]:
+    import platform
     from importlib.metadata import PackageNotFoundError, version
 
     found = {"python": platform.python_version()}

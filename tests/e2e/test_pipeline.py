@@ -1,0 +1,106 @@
+"""The example project end to end: real git, real DVC, real kernels (marked slow)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nbops.testing import copy_project, init_repo, run, set_params
+
+from ..conftest import REPO, real_data_csv
+
+pytestmark = pytest.mark.slow
+
+SMALL = {"ingest": {"n_rows": 3000}, "train": {"n_estimators": 40}}
+METRICS = {"roc_auc", "average_precision", "f1", "recall"}
+
+
+@pytest.fixture(scope="module")
+def pipeline(tmp_path_factory):
+    """The example project, copied into a fresh git repo with small parameters, reproduced once."""
+    home = tmp_path_factory.mktemp("pipeline")
+    from nbops.testing import command_env
+
+    env = command_env(home)
+    project = copy_project(REPO, home / "project")
+    set_params(project, SMALL)
+    init_repo(project, env)
+    first = run(["dvc", "repro"], project, env)
+    run(["git", "add", "-A"], project, env)
+    run(["git", "commit", "-q", "-m", "reproduced"], project, env)
+    return project, env, first
+
+
+def test_repro_runs_all_four_stages_and_records_outputs(pipeline):
+    project, env, first = pipeline
+    for stage in ("ingest", "featurize", "train", "evaluate"):
+        assert f"Running stage '{stage}'" in first.stdout
+        assert (project / f"reports/{stage}.ipynb").exists()
+    for path in ("data/raw.csv", "data/features/train.csv", "models/failure-predictor.skops",
+                 "models/failure-predictor.json", "plots/evaluate/pr_curve.json", "plots/evaluate/confusion_matrix.json"):
+        assert (project / path).exists(), path
+    metrics = json.loads((project / "metrics/evaluate.json").read_text())
+    assert set(metrics) == METRICS
+    assert metrics["roc_auc"] > 0.8  # synthetic data follows deterministic failure rules
+
+
+def test_second_repro_is_a_no_op_and_status_is_clean(pipeline):
+    project, env, _ = pipeline
+    second = run(["dvc", "repro"], project, env)
+    assert "Running stage" not in second.stdout
+    assert "up to date" in run(["dvc", "status"], project, env).stdout
+
+
+def test_dvc_reads_metrics_and_plots(pipeline):
+    project, env, _ = pipeline
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project, env).stdout)
+    values = shown[""]["data"]["metrics/evaluate.json"]["data"]
+    assert set(values) == METRICS
+    plots = run(["dvc", "plots", "show", "--json"], project, env).stdout
+    assert "plots/evaluate/pr_curve.json" in plots and "plots/evaluate/confusion_matrix.json" in plots
+
+
+def test_forced_rerun_reproduces_identical_outputs(pipeline):
+    project, env, _ = pipeline
+    run(["dvc", "repro", "-f", "train", "evaluate", "--single-item"], project, env)
+    # reports, model and metrics are byte-identical, so dvc.lock does not churn
+    assert run(["git", "status", "--porcelain", "dvc.lock"], project, env).stdout == ""
+
+
+def test_notebooks_pass_nbval_in_order_and_leave_outputs_unchanged(pipeline):
+    """nbval runs each notebook as JupyterLab would (kernel in notebooks/); nbops moves it to the
+    project root, and the defaults equal params.yaml, so outputs stay exactly what DVC recorded."""
+    project, env, _ = pipeline
+    set_params(project, {"ingest": {"n_rows": 10000}, "train": {"n_estimators": 300}})  # back to the defaults
+    run(["dvc", "repro"], project, env)
+    notebooks = [f"notebooks/{s}.ipynb" for s in ("ingest", "featurize", "train", "evaluate")]
+    result = run(["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", *notebooks], project, env)
+    assert " passed" in result.stdout
+    assert "up to date" in run(["dvc", "status"], project, env).stdout
+    assert not (project / "metrics/notebook.json").exists()
+
+
+def test_exp_run_with_set_param(pipeline):
+    project, env, _ = pipeline
+    result = run(["dvc", "exp", "run", "-S", "train.n_estimators=25"], project, env)
+    assert "Running stage 'train'" in result.stdout
+    assert "n_estimators = 25" in (project / "reports/train.ipynb").read_text()
+    shown = run(["dvc", "exp", "show", "--json"], project, env).stdout
+    assert "n_estimators" in shown
+
+
+@pytest.mark.skipif(real_data_csv() is None, reason="the AI4I 2020 CSV (../shared/data/ai4i2020.csv) is not here")
+def test_real_ai4i_data_reaches_roc_auc_095(tmp_path):
+    from nbops.testing import command_env
+
+    env = command_env(tmp_path)
+    project = copy_project(REPO, tmp_path / "project")
+    set_params(project, {"ingest": {"source": str(real_data_csv())}, "train": {"n_estimators": 150}})
+    init_repo(project, env)
+    run(["dvc", "repro"], project, env)
+    raw = (project / "data/raw.csv").read_text().splitlines()
+    assert len(raw) == 10001
+    metrics = json.loads((project / "metrics/evaluate.json").read_text())
+    assert metrics["roc_auc"] >= 0.95, metrics

@@ -1,0 +1,20 @@
+import subprocess
+import sys
+
+import nbops
+
+HEAVY = ("papermill", "dvc", "sklearn", "pandas", "nbformat", "nbclient", "skops", "fastapi", "uvicorn", "yaml")
+
+
+def test_import_nbops_and_record_load_nothing_heavy():
+    code = (
+        "import sys, nbops, nbops.record; "
+        f"print(','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
+
+
+def test_public_names_resolve():
+    for name in nbops.__all__:
+        assert getattr(nbops, name) is not None

@@ -1,0 +1,126 @@
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.linear_model import LogisticRegression
+from sklearn.tree import DecisionTreeClassifier
+
+from nbops import modelio, record
+from nbops.exceptions import ModelFileError, RecordError
+
+
+@pytest.fixture
+def stage_root(tmp_path, monkeypatch):
+    monkeypatch.setenv(record.ENV_ROOT, str(tmp_path))
+    monkeypatch.setenv(record.ENV_STAGE, "unit")
+    monkeypatch.delenv(record.ENV_JOURNAL, raising=False)
+    record._metrics.clear()
+    yield tmp_path
+    record._metrics.clear()
+
+
+@pytest.fixture
+def fitted():
+    rng = np.random.default_rng(0)
+    X = pd.DataFrame({"a": rng.normal(size=60), "b": rng.integers(0, 5, size=60)})
+    y = (X["a"] > 0).astype(int)
+    return DecisionTreeClassifier(random_state=0).fit(X, y), X
+
+
+def test_metrics_accumulate_in_one_file_per_stage(stage_root):
+    record.log_metric("auc", np.float64(0.9))
+    record.log_metric({"f1": 0.5, "n": 3})
+    record.log_metric("auc", 0.95)
+    assert json.loads((stage_root / "metrics/unit.json").read_text()) == {"auc": 0.95, "f1": 0.5, "n": 3}
+
+
+@pytest.mark.parametrize("value", ["high", float("nan"), [1, 2], None])
+def test_metric_values_must_be_finite_numbers(stage_root, value):
+    with pytest.raises(RecordError, match="metric 'm'"):
+        record.log_metric("m", value)
+    assert not (stage_root / "metrics/unit.json").exists()
+
+
+def test_journal_lists_what_was_written(stage_root, monkeypatch):
+    journal = stage_root / "journal.txt"
+    monkeypatch.setenv(record.ENV_JOURNAL, str(journal))
+    record.log_metric("m", 1)
+    record.log_plot("curve", {"x": [1, 2], "y": [3, 4]})
+    assert journal.read_text().split() == ["metrics/unit.json", "plots/unit/curve.json"]
+
+
+def test_plot_rows_from_dataframe_dict_and_validation(stage_root):
+    record.log_plot("a", pd.DataFrame({"x": [1, 2], "y": [0.5, np.nan]}), x="x", y="y")
+    assert json.loads((stage_root / "plots/unit/a.json").read_text()) == [{"x": 1, "y": 0.5}, {"x": 2, "y": None}]
+    with pytest.raises(RecordError, match="y='z' is not a column"):
+        record.log_plot("b", {"x": [1], "y": [2]}, y="z")
+    with pytest.raises(RecordError, match="unknown template"):
+        record.log_plot("c", {"x": [1]}, template="pie")
+    with pytest.raises(RecordError, match="plain file name"):
+        record.log_plot("../evil", {"x": [1]})
+
+
+def test_confusion_matrix_rows_are_per_sample(stage_root):
+    record.log_confusion_matrix(np.array([0, 1, 1]), np.array([0, 0, 1]))
+    rows = json.loads((stage_root / "plots/unit/confusion_matrix.json").read_text())
+    assert rows == [{"actual": "0", "predicted": "0"}, {"actual": "1", "predicted": "0"}, {"actual": "1", "predicted": "1"}]
+
+
+def test_save_model_writes_skops_and_manifest(stage_root, fitted):
+    model, X = fitted
+    manifest = record.save_model(model, "tree", sample_input=X.head(7))
+    path = stage_root / "models/tree.skops"
+    assert manifest["sha256"] == modelio.sha256_bytes(path.read_bytes())
+    assert manifest["signature"]["columns"] == [{"name": "a", "dtype": "float64"}, {"name": "b", "dtype": "int64"}]
+    assert manifest["sample_predictions"] == model.predict(X.head(7)).tolist()
+    assert len(manifest["sample_probabilities"]) == 7
+    on_disk = json.loads((stage_root / "models/tree.json").read_text())
+    assert on_disk == manifest and on_disk["versions"]["scikit-learn"]
+    # the recorded sample replays exactly: every float kept all its digits
+    replay = pd.DataFrame(manifest["sample_input"]["data"], columns=manifest["sample_input"]["columns"])
+    assert model.predict_proba(replay).tolist() == manifest["sample_probabilities"]
+    assert record.load_model("tree").predict(X).tolist() == model.predict(X).tolist()
+
+
+def test_model_bytes_are_deterministic(fitted):
+    model, _ = fitted
+    first = modelio.dumps(model)
+    clone = DecisionTreeClassifier(random_state=0).fit(*_xy())
+    assert modelio.dumps(model) == first
+    assert modelio.dumps(clone) == modelio.dumps(DecisionTreeClassifier(random_state=0).fit(*_xy()))
+
+
+def _xy():
+    rng = np.random.default_rng(1)
+    X = rng.normal(size=(30, 2))
+    return X, (X[:, 0] > 0).astype(int)
+
+
+def test_tampered_model_file_is_refused(stage_root, fitted):
+    model, X = fitted
+    record.save_model(model, "tree", sample_input=X.head(3))
+    path = stage_root / "models/tree.skops"
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(ModelFileError, match="does not match the recorded"):
+        record.load_model("tree")
+
+
+def test_types_outside_trusted_libraries_are_refused():
+    with pytest.raises(ModelFileError, match="refusing to load types from outside"):
+        modelio.check_trusted(["os.system", "sklearn.tree._tree.Tree"], "model.skops")
+
+
+def test_save_model_rejects_bad_names_and_missing_samples(stage_root, fitted):
+    model, X = fitted
+    with pytest.raises(RecordError, match="plain name"):
+        record.save_model(model, "../x", sample_input=X)
+    with pytest.raises(RecordError, match="sample_input must hold"):
+        record.save_model(model, "x", sample_input=X.head(0))
+    with pytest.raises(RecordError, match="could not predict"):
+        record.save_model(LogisticRegression(), "x", sample_input=X)
+
+
+def test_read_records_from_notebook_json():
+    nb = {"cells": [{"outputs": [{"data": {record.RECORD_MIME: {"kind": "metric", "name": "m"}}}, {"text": "x"}]}]}
+    assert record.read_records(nb) == [{"kind": "metric", "name": "m"}]
