@@ -13,8 +13,17 @@ from typing import Sequence
 
 from . import __version__
 
-#: Subcommand modules, in the order `nbops --help` lists them.
-COMMANDS = ("run",)
+#: Subcommands listed first by `nbops --help`; any other module in nbops/commands follows.
+FIRST = ("run", "promote", "models", "serve", "predict")
+
+
+def command_names() -> list[str]:
+    import pkgutil
+
+    from . import commands
+
+    found = sorted(m.name for m in pkgutil.iter_modules(commands.__path__) if not m.name.startswith("_"))
+    return [n for n in FIRST if n in found] + [n for n in found if n not in FIRST]
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"nbops {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     subparsers.required = True
-    for name in COMMANDS:
+    for name in command_names():
         importlib.import_module(f"nbops.commands.{name}").add_parser(subparsers)
     return parser
 
