@@ -32,6 +32,8 @@ _LAZY = {
     "read_records": "nbops.record",
     "current_stage": "nbops.record",
     "run_notebook": "nbops.execute",
+    "promote": "nbops.promotion",
+    "PromotionResult": "nbops.promotion",
     "RunResult": "nbops.execute",
     "NbopsError": "nbops.exceptions",
 }

@@ -1,0 +1,266 @@
+"""Promotion gates: what a model must prove before it becomes a package version.
+
+A gate is a function of a `Candidate` returning failure messages (one line each, naming the
+file, stage or metric and the next command). Gates of phase "pipeline" judge the pipeline run
+that produced the model; gates of phase "package" judge the package built from it. Every gate
+runs and every failure is reported together. Add your own with `register_gate`.
+"""
+
+from __future__ import annotations
+
+import json
+import operator
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from .pipeline import GitState, Stage, locked_out, md5_file, stale_stages
+
+_CONDITION = re.compile(r"^\s*(>=|<=|==|>|<)?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*$")
+_OPERATORS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
+}
+
+
+@dataclass
+class Candidate:
+    """Everything the gates look at, gathered once by the promotion."""
+
+    root: Path
+    name: str
+    target: str
+    stages: dict[str, Stage]
+    lock: dict[str, Any]
+    model_stage: Stage
+    model_record: dict[str, Any]
+    model_manifest: dict[str, Any] | None
+    reports: dict[str, dict[str, Any] | None]  # stage -> executed report (None: missing)
+    metrics: dict[str, float]
+    metric_stages: dict[str, str]  # metric -> stage that recorded it
+    involved: list[str]  # stages whose run the model depends on, in pipeline order
+    config: dict[str, Any]  # params.yaml `promote:` section
+    git: GitState | None
+    force_reason: str | None = None
+    package_dir: Path | None = None
+    champion: dict[str, Any] | None = None  # manifest of the version now in the target stage
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def thresholds(self) -> dict[str, Any]:
+        return dict(self.config.get("thresholds") or {})
+
+    @property
+    def tolerance(self) -> float:
+        return float(self.config.get("tolerance", 0.0) or 0.0)
+
+
+@dataclass
+class GateResult:
+    name: str
+    phase: str
+    failures: list[str]
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+
+GateFunction = Callable[[Candidate], list[str]]
+_GATES: dict[str, tuple[str, GateFunction]] = {}
+
+
+def register_gate(name: str, phase: str = "pipeline") -> Callable[[GateFunction], GateFunction]:
+    """Decorator adding a gate; phase "pipeline" runs before the package is built, "package" after."""
+    if phase not in ("pipeline", "package"):
+        raise ValueError(f"gate phase must be 'pipeline' or 'package', got {phase!r}")
+
+    def decorate(function: GateFunction) -> GateFunction:
+        _GATES[name] = (phase, function)
+        return function
+
+    return decorate
+
+
+def gates(phase: str) -> list[tuple[str, GateFunction]]:
+    return [(name, function) for name, (p, function) in _GATES.items() if p == phase]
+
+
+def run_gates(candidate: Candidate, phase: str) -> list[GateResult]:
+    return [GateResult(name, phase, function(candidate)) for name, function in gates(phase)]
+
+
+def parse_condition(metric: str, condition: Any) -> tuple[str, float]:
+    """'>= 0.95' → ('>=', 0.95); a bare number means '>='."""
+    if isinstance(condition, (int, float)) and not isinstance(condition, bool):
+        return ">=", float(condition)
+    match = _CONDITION.match(str(condition))
+    if not match:
+        raise ValueError(
+            f"params.yaml promote.thresholds.{metric}: {condition!r} is not a condition like \">= 0.95\""
+        )
+    return match[1] or ">=", float(match[2])
+
+
+# --- the gates --------------------------------------------------------------------------------
+
+
+@register_gate("thresholds")
+def thresholds_gate(c: Candidate) -> list[str]:
+    failures = []
+    for metric, condition in c.thresholds.items():
+        try:
+            op, bound = parse_condition(metric, condition)
+        except ValueError as exc:
+            failures.append(str(exc))
+            continue
+        if metric not in c.metrics:
+            recorded = ", ".join(sorted(c.metrics)) or "none"
+            failures.append(f"threshold {metric} {op} {bound:g}: no stage recorded a metric '{metric}' (recorded: {recorded})")
+        elif not _OPERATORS[op](c.metrics[metric], bound):
+            stage = c.metric_stages[metric]
+            failures.append(
+                f"threshold {metric} {op} {bound:g}: {metric} is {c.metrics[metric]:g} "
+                f"(recorded by stage '{stage}' in metrics/{stage}.json)"
+            )
+    return failures
+
+
+@register_gate("reports")
+def reports_gate(c: Candidate) -> list[str]:
+    failures = []
+    for stage in c.involved:
+        report_path = c.stages[stage].report
+        if report_path is None:
+            continue
+        report = c.reports.get(stage)
+        if report is None:
+            failures.append(f"{report_path}: missing; stage '{stage}' has not run with nbops — run `dvc repro`")
+            continue
+        for index, cell in enumerate(report.get("cells", [])):
+            errors = [o for o in cell.get("outputs", []) or [] if o.get("output_type") == "error"]
+            if errors:
+                failures.append(
+                    f"{report_path}: cell {index + 1} holds an error output ({errors[0].get('ename')}: "
+                    f"{str(errors[0].get('evalue', '')).splitlines()[0] if errors[0].get('evalue') else ''}); "
+                    f"fix the notebook and run `dvc repro`"
+                )
+                break
+    return failures
+
+
+@register_gate("freshness")
+def freshness_gate(c: Candidate) -> list[str]:
+    failures = []
+    model_path = c.model_record["path"]
+    file = c.root / model_path
+    if not file.exists():
+        return [f"{model_path}: missing; run `dvc repro`"]
+    from ._io import sha256_file
+
+    actual = sha256_file(file)
+    if actual != c.model_record.get("sha256"):
+        failures.append(
+            f"{model_path}: not the file stage '{c.model_stage.name}' recorded in {c.model_stage.report} "
+            f"(sha256 {actual[:12]}… vs {str(c.model_record.get('sha256'))[:12]}…); it was saved or changed "
+            "outside the pipeline — run `dvc repro`"
+        )
+    checked = [model_path, c.model_record.get("manifest")]
+    checked += [f"metrics/{stage}.json" for stage in sorted(set(c.metric_stages.values()))]
+    for path in filter(None, checked):
+        stage = _producer(c, path)
+        if stage is None:
+            failures.append(f"{path}: no stage in dvc.yaml lists it as an output; add it to the stage's outs (`nbops stage add`)")
+            continue
+        entry = locked_out(c.lock, stage, path)
+        if entry is None or "md5" not in entry:
+            failures.append(f"{path}: dvc.lock has no hash for it; stage '{stage}' has not run under DVC — run `dvc repro`")
+        elif (c.root / path).exists() and md5_file(c.root / path) != entry["md5"]:
+            failures.append(f"{path}: differs from the version dvc.lock records for stage '{stage}' — run `dvc repro`")
+    try:
+        stale = stale_stages(c.root, c.involved)
+    except Exception as exc:  # noqa: BLE001 - DVC's own errors vary; the user needs its message
+        failures.append(f"dvc status failed: {exc}")
+        stale = {}
+    for stage, changes in stale.items():
+        shown = "; ".join(changes[:3]) + (" …" if len(changes) > 3 else "")
+        failures.append(f"stage '{stage}' is not up to date ({shown}) — run `dvc repro`")
+    return failures
+
+
+def _producer(c: Candidate, path: str) -> str | None:
+    for name in c.stages:
+        if path in c.stages[name].outs:
+            return name
+    return None
+
+
+@register_gate("clean-tree")
+def clean_tree_gate(c: Candidate) -> list[str]:
+    if c.target != "production":
+        if c.git is None or c.git.dirty:
+            c.notes.append("staging from a tree with uncommitted pipeline changes: lineage marked dirty")
+        return []
+    if c.git is None or c.git.commit is None:
+        return ["production needs a git commit to reproduce the version from; commit the project first"]
+    if c.git.dirty:
+        shown = ", ".join(c.git.dirty_paths[:5]) + (" …" if len(c.git.dirty_paths) > 5 else "")
+        return [f"production needs a clean git tree for the pipeline's code and params; uncommitted: {shown} — commit them"]
+    return []
+
+
+@register_gate("parity", phase="package")
+def parity_gate(c: Candidate) -> list[str]:
+    from . import runtime
+
+    manifest = c.model_manifest or {}
+    if c.package_dir is None:
+        return ["parity: no package was built"]
+    try:
+        model = runtime.PackagedModel.load(c.package_dir)
+        sample = manifest["sample_input"]
+        frame = model.frame({"dataframe_split": sample})
+        predicted = _plain(model.predict(frame))
+        probabilities = _plain(model.predict_proba(frame)) if manifest.get("sample_probabilities") is not None else None
+    except Exception as exc:  # noqa: BLE001 - anything here means the package cannot reproduce the notebook
+        return [f"parity: the packaged model could not predict the recorded sample: {type(exc).__name__}: {exc}"]
+    failures = []
+    expected = manifest.get("sample_predictions")
+    if predicted != expected:
+        differing = sum(1 for a, b in zip(predicted, expected or []) if a != b) + abs(len(predicted) - len(expected or []))
+        failures.append(f"parity: the package predicts differently from the notebook on {differing} of {len(expected or [])} sample rows")
+    if probabilities is not None and probabilities != manifest.get("sample_probabilities"):
+        failures.append("parity: the package's probabilities differ from those the notebook recorded for its sample")
+    return failures
+
+
+def _plain(values: Any) -> Any:
+    return json.loads(json.dumps(values.tolist() if hasattr(values, "tolist") else values))
+
+
+@register_gate("champion", phase="package")
+def champion_gate(c: Candidate) -> list[str]:
+    if c.champion is None:
+        return []
+    failures = []
+    for metric, condition in c.thresholds.items():
+        try:
+            op, _ = parse_condition(metric, condition)
+        except ValueError:
+            continue  # the thresholds gate reports it
+        champion_value = (c.champion.get("metrics") or {}).get(metric)
+        if op == "==" or champion_value is None or metric not in c.metrics:
+            continue
+        higher_is_better = op in (">=", ">")
+        worse_by = (champion_value - c.metrics[metric]) if higher_is_better else (c.metrics[metric] - champion_value)
+        if worse_by > c.tolerance:
+            failures.append(
+                f"champion/challenger: {metric} {c.metrics[metric]:g} is worse than {c.target}'s "
+                f"{champion_value:g} (version {c.champion.get('version')}) beyond the tolerance {c.tolerance:g}"
+            )
+    if failures and c.force_reason:
+        c.notes.append(f"forced past champion/challenger: {c.force_reason}")
+        return []
+    if failures:
+        failures[-1] += " (set promote.tolerance in params.yaml, or --force REASON to promote anyway)"
+    return failures

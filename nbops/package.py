@@ -1,0 +1,277 @@
+"""Build a model package folder: model file, manifest, model card, pins, wheel, Dockerfile, MLmodel.
+
+The folder is self-describing and immutable once published:
+
+    model.skops         the model (skops: loading runs no pickle code)
+    manifest.json       name, version, metrics, params, signature, sample + predictions, lineage…
+    card.html           the model card: the manifest's summary over the evaluation report
+    requirements.txt    pinned runtime requirements (what predicting and serving need, nothing else)
+    dist/*.whl          an installable wheel: `python -m <pkg> predict|serve`, `<pkg>.load()`
+    Dockerfile          serves the wheel (infrastructure as code for the user's platform)
+    MLmodel, code/, python_env.yaml   the folder is also an MLflow pyfunc model directory
+
+The wheel carries `nbops/runtime.py` as `<pkg>/_runtime.py`: the same loading, validation and
+serving code `nbops serve` uses, and nothing of nbops itself.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import re
+import shutil
+import tempfile
+from importlib.metadata import PackageNotFoundError, version as dist_version
+from pathlib import Path
+from typing import Any
+
+from ._io import dump_json, sha256_file
+
+MODEL_FILE = "model.skops"
+#: Distributions a package needs to predict (pinned to the versions that trained the model).
+PREDICT_DISTRIBUTIONS = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
+
+
+def import_name(name: str) -> str:
+    """The Python package name for a model name: 'failure-predictor' → 'failure_predictor'."""
+    ident = re.sub(r"[^0-9a-zA-Z_]", "_", name).lower()
+    return f"model_{ident}" if ident[:1].isdigit() else ident
+
+
+def requirements(model_versions: dict[str, str]) -> list[str]:
+    """Pins: the predicting libraries at the versions that trained the model, the server's at
+    the versions installed here."""
+    from . import runtime
+
+    pins = []
+    for dist in PREDICT_DISTRIBUTIONS:
+        pinned = model_versions.get(dist) or _installed(dist)
+        if pinned:
+            pins.append(f"{dist}=={pinned}")
+    for dist in getattr(runtime, "SERVER_DISTRIBUTIONS", ("fastapi", "uvicorn")):
+        pinned = _installed(dist)
+        if pinned:
+            pins.append(f"{dist}=={pinned}")
+    return pins
+
+
+def _installed(dist: str) -> str | None:
+    try:
+        return dist_version(dist)
+    except PackageNotFoundError:
+        return None
+
+
+def build(dest: Path, manifest: dict[str, Any], model_file: Path, card_report: Path | None) -> dict[str, Any]:
+    """Write the package for `manifest` (name, version…) into the empty folder `dest`.
+
+    Returns the manifest as written (with `model_file`, `sha256`, `requirements`, `wheel`).
+    """
+    dest.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(model_file, dest / MODEL_FILE)
+    manifest = dict(manifest)
+    manifest["format"] = "skops"
+    manifest["model_file"] = MODEL_FILE
+    manifest["sha256"] = sha256_file(dest / MODEL_FILE)
+    manifest["package"] = import_name(manifest["name"])
+    manifest["requirements"] = requirements(manifest.get("versions") or {})
+    wheel_name = f"{manifest['package']}-{manifest['version']}-py3-none-any.whl"
+    manifest["wheel"] = f"dist/{wheel_name}"
+
+    (dest / "manifest.json").write_text(dump_json(manifest), encoding="utf-8")
+    (dest / "requirements.txt").write_text("\n".join(manifest["requirements"]) + "\n", encoding="utf-8")
+    built = _build_wheel(dest, manifest)
+    if built.name != wheel_name:  # keep the manifest honest about the file name
+        manifest["wheel"] = f"dist/{built.name}"
+        (dest / "manifest.json").write_text(dump_json(manifest), encoding="utf-8")
+    (dest / "Dockerfile").write_text(_dockerfile(manifest), encoding="utf-8")
+    _write_mlflow(dest, manifest)
+    from .cards import model_card
+
+    (dest / "card.html").write_text(model_card(manifest, card_report), encoding="utf-8")
+    return manifest
+
+
+# --- the wheel -------------------------------------------------------------------------------
+
+
+def _build_wheel(dest: Path, manifest: dict[str, Any]) -> Path:
+    from hatchling.builders.wheel import WheelBuilder
+
+    from . import runtime
+
+    package = manifest["package"]
+    with tempfile.TemporaryDirectory(prefix="nbops-wheel-") as tmp:
+        src = Path(tmp)
+        pkg = src / package
+        pkg.mkdir()
+        shutil.copyfile(runtime.__file__, pkg / "_runtime.py")
+        shutil.copyfile(dest / MODEL_FILE, pkg / MODEL_FILE)
+        shutil.copyfile(dest / "manifest.json", pkg / "manifest.json")
+        (pkg / "__init__.py").write_text(_init_py(manifest), encoding="utf-8")
+        (pkg / "__main__.py").write_text(_MAIN_PY, encoding="utf-8")
+        (src / "README.md").write_text(_readme(manifest), encoding="utf-8")
+        (src / "pyproject.toml").write_text(_pyproject(manifest), encoding="utf-8")
+        (dest / "dist").mkdir(exist_ok=True)
+        built = list(WheelBuilder(str(src)).build(directory=str(dest / "dist"), versions=["standard"]))
+    return Path(built[0])
+
+
+def _init_py(manifest: dict[str, Any]) -> str:
+    metrics = ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in (manifest.get("metrics") or {}).items())
+    return f'''"""{manifest["name"]} {manifest["version"]}: a model packaged by nbops.
+
+    import {manifest["package"]}
+    model = {manifest["package"]}.load()          # sha256-verified, no pickle
+    model.predict(frame)                           # a DataFrame with the signature's columns
+
+Metrics at promotion: {metrics or "none recorded"}.
+Command line: python -m {manifest["package"]} predict INPUT.csv [-o OUT.csv] | serve [--port 8000]
+"""
+
+from pathlib import Path as _Path
+
+from . import _runtime
+
+__version__ = "{manifest["version"]}"
+NAME = "{manifest["name"]}"
+_HERE = _Path(__file__).resolve().parent
+
+
+def load() -> "_runtime.PackagedModel":
+    """The packaged model; its file's sha256 is checked against the manifest on every load."""
+    return _runtime.PackagedModel.load(_HERE)
+
+
+def manifest() -> dict:
+    """The package manifest: signature, metrics, lineage, library versions."""
+    import json
+
+    return json.loads((_HERE / "manifest.json").read_text(encoding="utf-8"))
+'''
+
+
+_MAIN_PY = '''import sys
+from pathlib import Path
+
+from . import _runtime
+
+sys.exit(_runtime.main(package_dir=Path(__file__).resolve().parent))
+'''
+
+
+def _pyproject(manifest: dict[str, Any]) -> str:
+    deps = ",\n".join(f'    "{pin}"' for pin in manifest["requirements"])
+    return f'''[build-system]
+requires = ["hatchling"]
+build-backend = "hatchling.build"
+
+[project]
+name = "{manifest["package"]}"
+version = "{manifest["version"]}"
+description = "{manifest["name"]} {manifest["version"]}, packaged by nbops"
+readme = "README.md"
+requires-python = ">={'.'.join(platform.python_version_tuple()[:2])}"
+dependencies = [
+{deps}
+]
+
+[tool.hatch.build.targets.wheel]
+packages = ["{manifest["package"]}"]
+'''
+
+
+def _readme(manifest: dict[str, Any]) -> str:
+    return (
+        f"# {manifest['name']} {manifest['version']}\n\nPackaged by nbops from the pipeline run at git commit "
+        f"{(manifest.get('lineage') or {}).get('git', {}).get('commit')}.\n\n"
+        f"    python -m {manifest['package']} predict input.csv -o predictions.csv\n"
+        f"    python -m {manifest['package']} serve --port 8000\n"
+    )
+
+
+def _dockerfile(manifest: dict[str, Any]) -> str:
+    wheel = manifest["wheel"]
+    py = ".".join(platform.python_version_tuple()[:2])
+    return f"""# Serves {manifest['name']} {manifest['version']} over HTTP on port 8000.
+#   docker build -t {manifest['package'].replace('_', '-')}:{manifest['version']} .
+#   docker run -p 8000:8000 {manifest['package'].replace('_', '-')}:{manifest['version']}
+FROM python:{py}-slim
+COPY {wheel} /tmp/
+RUN pip install --no-cache-dir /tmp/{Path(wheel).name} && rm /tmp/{Path(wheel).name}
+USER nobody
+EXPOSE 8000
+HEALTHCHECK CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/health')"
+# 0.0.0.0 inside the container only; the port is published by `docker run -p`.
+CMD ["python", "-m", "{manifest['package']}", "serve", "--host", "0.0.0.0", "--port", "8000"]
+"""
+
+
+# --- MLflow interop ----------------------------------------------------------------------------
+
+_PYFUNC_LOADER = '''"""MLflow pyfunc loader for an nbops package (`mlflow.pyfunc.load_model(folder)`)."""
+from pathlib import Path
+
+import _nbops_runtime
+
+
+class _NbopsPyfunc:
+    def __init__(self, folder):
+        self.model = _nbops_runtime.PackagedModel.load(folder)
+
+    def predict(self, model_input, params=None):
+        return self.model.predict(model_input)
+
+
+def _load_pyfunc(path):
+    return _NbopsPyfunc(Path(path))
+'''
+
+
+def _write_mlflow(dest: Path, manifest: dict[str, Any]) -> None:
+    from . import runtime
+
+    code = dest / "code"
+    code.mkdir(exist_ok=True)
+    (code / "nbops_pyfunc.py").write_text(_PYFUNC_LOADER, encoding="utf-8")
+    shutil.copyfile(runtime.__file__, code / "_nbops_runtime.py")
+    mlmodel = {
+        "flavors": {
+            "python_function": {
+                "loader_module": "nbops_pyfunc",
+                "code": "code",
+                "data": ".",
+                "env": {"virtualenv": "python_env.yaml"},
+                "python_version": platform.python_version(),
+            }
+        },
+        "model_uuid": manifest["sha256"][:32],
+        "utc_time_created": manifest.get("created", ""),
+        "signature": {
+            "inputs": json.dumps([
+                {"name": col["name"], "type": _mlflow_type(col["dtype"]), "required": True}
+                for col in (manifest.get("signature") or {}).get("columns", [])
+            ]),
+            "outputs": None,
+            "params": None,
+        },
+    }
+    import yaml
+
+    (dest / "MLmodel").write_text(yaml.safe_dump(mlmodel, sort_keys=False), encoding="utf-8")
+    env = {
+        "python": platform.python_version(),
+        "build_dependencies": ["pip"],
+        "dependencies": ["-r requirements.txt"],
+    }
+    (dest / "python_env.yaml").write_text(yaml.safe_dump(env, sort_keys=False), encoding="utf-8")
+
+
+def _mlflow_type(dtype: str) -> str:
+    if dtype.startswith("int"):
+        return "long"
+    if dtype.startswith("float"):
+        return "double"
+    if dtype == "bool":
+        return "boolean"
+    return "string"

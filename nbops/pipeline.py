@@ -1,0 +1,190 @@
+"""The project's pipeline as data: dvc.yaml stages, dvc.lock hashes, DVC status and git state.
+
+Reading dvc.yaml and dvc.lock needs no DVC import; only `stale_stages` asks DVC itself.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shlex
+import subprocess
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import project
+from .exceptions import ProjectError
+from .params import load_yaml
+
+
+@dataclass
+class Stage:
+    name: str
+    cmd: str
+    deps: list[str] = field(default_factory=list)
+    outs: list[str] = field(default_factory=list)  # outs, metrics and plots alike
+    params: list[str] = field(default_factory=list)
+
+    @property
+    def notebook(self) -> str | None:
+        """The notebook an `nbops run` stage executes."""
+        words = shlex.split(self.cmd) if self.cmd else []
+        for i, word in enumerate(words[:-1]):
+            if word == "run" and i > 0 and words[i - 1].endswith("nbops"):
+                return words[i + 1]
+        return None
+
+    @property
+    def stage_name(self) -> str:
+        """The nbops stage name (the `--stage` given, else the notebook's stem)."""
+        words = shlex.split(self.cmd) if self.cmd else []
+        if "--stage" in words and words.index("--stage") + 1 < len(words):
+            return words[words.index("--stage") + 1]
+        return Path(self.notebook).stem if self.notebook else self.name
+
+    @property
+    def report(self) -> str | None:
+        return project.report_path(self.stage_name) if self.notebook else None
+
+
+def _paths(entries: Any) -> list[str]:
+    """Paths of a dvc.yaml `deps`/`outs`/`metrics`/`plots` list (strings or {path: options})."""
+    found = []
+    for entry in entries or []:
+        if isinstance(entry, str):
+            found.append(entry)
+        elif isinstance(entry, dict):
+            found.extend(str(key) for key in entry)
+    return found
+
+
+def _param_names(entries: Any) -> list[str]:
+    names = []
+    for entry in entries or []:
+        if isinstance(entry, str):
+            names.append(entry)
+        elif isinstance(entry, dict):  # {params file: [names]}
+            for value in entry.values():
+                names.extend(str(v) for v in (value or []))
+    return names
+
+
+def load_stages(root: Path) -> dict[str, Stage]:
+    dvc_file = root / project.DVC_FILE
+    if not dvc_file.exists():
+        raise ProjectError(f"{project.DVC_FILE}: not found in {root}; create the pipeline first (`nbops stage add`)")
+    data = load_yaml(dvc_file, shown=project.DVC_FILE)
+    stages = {}
+    for name, spec in (data.get("stages") or {}).items():
+        if not isinstance(spec, dict) or "foreach" in spec or "matrix" in spec:
+            continue  # templated stages are DVC's business; nbops does not promote from them
+        outs = _paths(spec.get("outs")) + _paths(spec.get("metrics")) + _paths(spec.get("plots"))
+        stages[name] = Stage(name, str(spec.get("cmd", "")), _paths(spec.get("deps")), outs, _param_names(spec.get("params")))
+    return stages
+
+
+def load_lock(root: Path) -> dict[str, Any]:
+    """dvc.lock's stages ({} when the pipeline never ran)."""
+    return (load_yaml(root / "dvc.lock", shown="dvc.lock") or {}).get("stages") or {}
+
+
+def producing_stage(stages: dict[str, Stage], path: str) -> Stage | None:
+    """The stage with `path` among its outputs (or inside an output folder)."""
+    for stage in stages.values():
+        for out in stage.outs:
+            if path == out or path.startswith(out.rstrip("/") + "/"):
+                return stage
+    return None
+
+
+def upstream(stages: dict[str, Stage], names: list[str]) -> list[str]:
+    """`names` and every stage they depend on, in pipeline order."""
+    wanted: set[str] = set()
+    todo = list(names)
+    while todo:
+        name = todo.pop()
+        if name in wanted or name not in stages:
+            continue
+        wanted.add(name)
+        for dep in stages[name].deps:
+            producer = producing_stage(stages, dep)
+            if producer is not None:
+                todo.append(producer.name)
+    return [name for name in stages if name in wanted]
+
+
+def md5_file(path: Path) -> str:
+    digest = hashlib.md5()  # noqa: S324 - DVC's content hash, not a security measure
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def locked_out(lock: dict[str, Any], stage: str, path: str) -> dict[str, Any] | None:
+    for entry in (lock.get(stage) or {}).get("outs") or []:
+        if entry.get("path") == path:
+            return entry
+    return None
+
+
+def stale_stages(root: Path, names: list[str]) -> dict[str, list[str]]:
+    """What `dvc status` reports for the given stages and their upstream: {stage: [changes]}."""
+    from dvc.repo import Repo
+
+    with Repo(str(root)) as repo:
+        status = repo.status(targets=names, with_deps=True)
+    stale: dict[str, list[str]] = {}
+    for target, changes in status.items():
+        stage = target.split(":")[-1]
+        described = []
+        for change in changes:
+            if isinstance(change, str):
+                described.append(change)
+            else:
+                for kind, entries in change.items():
+                    if isinstance(entries, dict) and entries:
+                        described.extend(f"{kind}: {path} {state}" for path, state in entries.items())
+                    else:
+                        described.append(str(kind))
+        stale[stage] = described or ["changed"]
+    return stale
+
+
+# --- git ---------------------------------------------------------------------------------------
+
+
+@dataclass
+class GitState:
+    commit: str | None
+    dirty: bool  # any change to the paths asked about (tracked changes or untracked files)
+    dirty_paths: list[str]
+
+
+def git_state(root: Path, paths: list[str]) -> GitState:
+    """The HEAD commit and whether `paths` (files or folders) differ from it."""
+    def git(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+
+    head = git("rev-parse", "HEAD")
+    commit = head.stdout.strip() if head.returncode == 0 else None
+    existing = [p for p in paths if (root / p).exists() or git("ls-files", "--error-unmatch", p).returncode == 0]
+    if commit is None:
+        return GitState(None, True, existing or ["(no commit yet)"])
+    status = git("status", "--porcelain", "--untracked-files=all", "--", *existing) if existing else None
+    dirty_paths = [line[3:] for line in status.stdout.splitlines()] if status and status.returncode == 0 else []
+    return GitState(commit, bool(dirty_paths), dirty_paths)
+
+
+def is_git_repo(root: Path) -> bool:
+    return (root / ".git").exists() or subprocess.run(
+        ["git", "rev-parse", "--git-dir"], cwd=root, capture_output=True
+    ).returncode == 0
+
+
+def relpath(path: str | os.PathLike[str], root: Path) -> str:
+    try:
+        return Path(path).resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -1,0 +1,325 @@
+"""`nbops promote NAME`: turn the model a clean pipeline run recorded into a package version.
+
+One code path for the CLI, `nbops.promote()` in a cell and `%nbops promote`:
+
+1. find the stage report that recorded the model (nbops.save_model) and the metrics the
+   pipeline's reports recorded;
+2. run the pipeline gates (thresholds, reports, freshness, clean tree);
+3. under the registry lock: build the package into a private folder, run the package gates
+   (parity, champion/challenger), and only when every gate passed move it in as the next
+   version and assign it to the target stage. Failures are reported together and leave the
+   registry exactly as it was. `dry_run` builds in a temporary folder and writes nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import gates as gates_mod
+from . import pipeline, project
+from ._io import sha256_file
+from .exceptions import PromotionError, RegistryError
+from .params import load_yaml
+from .record import read_records
+from .registry import Registry, default_root, now, validate_name
+
+TARGET_STAGES = ("staging", "production")
+
+
+@dataclass
+class PromotionResult:
+    """What a promotion did (or, for a dry run, would do)."""
+
+    name: str
+    stage: str
+    version: str
+    dry_run: bool
+    gates: list[gates_mod.GateResult]
+    metrics: dict[str, Any]
+    path: str | None = None  # the package folder in the registry
+    wheel: str | None = None
+    registry: str | None = None
+    notes: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(g.passed for g in self.gates)
+
+    @property
+    def failures(self) -> list[str]:
+        return [f for g in self.gates for f in g.failures]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name, "stage": self.stage, "version": self.version, "dry_run": self.dry_run,
+            "ok": self.ok, "path": self.path, "wheel": self.wheel, "registry": self.registry,
+            "metrics": self.metrics, "notes": self.notes, "tags": self.tags,
+            "gates": [{"name": g.name, "passed": g.passed, "failures": g.failures} for g in self.gates],
+        }
+
+    def __str__(self) -> str:
+        lines = [f"{'✓' if g.passed else '✗'} {g.name}" + (f": {'; '.join(g.failures)}" if g.failures else "") for g in self.gates]
+        if self.dry_run:
+            lines.append(f"dry run: {self.name} would become {self.version} in {self.stage}; nothing was written")
+        else:
+            lines.append(f"promoted {self.name} {self.version} to {self.stage}: {self.path}")
+            lines.append(f"wheel: {self.wheel}")
+        lines.extend(f"note: {note}" for note in self.notes)
+        lines.extend(f"git tag: {tag}" for tag in self.tags)
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        from .cards import promotion_card
+
+        return promotion_card(self)
+
+
+def promote(
+    name: str,
+    *,
+    to: str = "staging",
+    dry_run: bool = False,
+    force: str | None = None,
+    git_tag: bool = False,
+    bump: str = "minor",
+    root: str | Path | None = None,
+    registry: str | None = None,
+) -> PromotionResult:
+    """Promote the model `name` (recorded by nbops.save_model in a stage report) to `to`.
+
+    Raises PromotionError listing every failed gate; nothing is written then.
+    """
+    validate_name(name)
+    if to not in TARGET_STAGES:
+        raise RegistryError(f"--to must be one of {', '.join(TARGET_STAGES)}, got {to!r}")
+    if force is not None and not str(force).strip():
+        raise PromotionError("--force needs a reason, written into the version's lineage (e.g. --force 'recall matters more')")
+    root_path = Path(root).resolve() if root else (project.find_root() or Path.cwd())
+    params = load_yaml(root_path / project.PARAMS_FILE, shown=project.PARAMS_FILE)
+    config = params.get("promote") or {}
+    if not isinstance(config, dict):
+        raise PromotionError("params.yaml: the `promote:` section must be a mapping (thresholds:, tolerance:, registry:)")
+    candidate = gather(root_path, name, to, config, force)
+    results = gates_mod.run_gates(candidate, "pipeline")
+
+    reg = Registry(registry or default_root(root_path, config))
+    if dry_run:
+        build_dir = Path(tempfile.mkdtemp(prefix="nbops-dry-run-"))
+        try:
+            version = reg.next_version(name, bump)
+            return _finish(candidate, reg, results, version, build_dir, dry_run=True, git_tag=False)
+        finally:
+            shutil.rmtree(build_dir, ignore_errors=True)
+    with reg.lock(name):
+        reg.cleanup(name)
+        version = reg.next_version(name, bump)
+        build_dir = reg.build_dir(name)
+        try:
+            return _finish(candidate, reg, results, version, build_dir, dry_run=False, git_tag=git_tag)
+        finally:
+            shutil.rmtree(build_dir, ignore_errors=True)  # gone after publish's rename; removed on failure
+
+
+def _finish(
+    candidate: gates_mod.Candidate, reg: Registry, results: list[gates_mod.GateResult], version: str,
+    build_dir: Path, *, dry_run: bool, git_tag: bool,
+) -> PromotionResult:
+    name = candidate.name
+    champion_version = reg.stages(name).get(candidate.target)
+    candidate.champion = reg.manifest(name, champion_version) if champion_version else None
+    manifest = package_manifest(candidate, version)
+    model_file = candidate.root / candidate.model_record["path"]
+    if model_file.exists() and candidate.model_manifest is not None:
+        from . import package
+
+        card_report = _card_report(candidate)
+        manifest = package.build(build_dir, manifest, model_file, card_report)
+        candidate.package_dir = build_dir
+    results = results + gates_mod.run_gates(candidate, "package")
+    result = PromotionResult(
+        name, candidate.target, version, dry_run, results, candidate.metrics,
+        registry=reg.root, notes=list(candidate.notes),
+    )
+    if not result.ok:
+        lines = "\n".join(f"  - {failure}" for failure in result.failures)
+        error = PromotionError(f"promotion of '{name}' to {candidate.target} refused:\n{lines}", result.failures)
+        error.result = result  # type: ignore[attr-defined]
+        raise error
+    if dry_run:
+        return result
+    if candidate.force_reason and candidate.champion is not None:
+        manifest["lineage"]["forced"] = candidate.force_reason
+        (build_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
+    result.path = reg.publish(name, version, build_dir)
+    result.wheel = f"{result.path}/{manifest['wheel']}"
+    reg.assign(name, version, candidate.target, action="promote", reason=candidate.force_reason)
+    if git_tag:
+        result.tags = tag_git(candidate.root, name, version, candidate.target)
+    return result
+
+
+def gather(root: Path, name: str, target: str, config: dict[str, Any], force: str | None) -> gates_mod.Candidate:
+    """Find the model's report, its stage, the pipeline's metrics and reports."""
+    stages = pipeline.load_stages(root)
+    lock = pipeline.load_lock(root)
+    reports: dict[str, dict[str, Any] | None] = {}
+    for stage in stages.values():
+        if stage.report:
+            path = root / stage.report
+            try:
+                reports[stage.name] = json.loads(path.read_text(encoding="utf-8")) if path.exists() else None
+            except json.JSONDecodeError:
+                reports[stage.name] = None
+    found = [
+        (stage_name, record)
+        for stage_name, report in reports.items() if report
+        for record in read_records(report)
+        if record.get("kind") == "model" and record.get("name") == name
+    ]
+    if not found:
+        hand_saved = (root / project.model_path(name)).exists()
+        recorded = sorted({r["name"] for rep in reports.values() if rep for r in read_records(rep) if r.get("kind") == "model"})
+        hint = (
+            f"{project.model_path(name)} exists but no pipeline stage's report recorded it: it was saved outside "
+            "the pipeline (interactively?); save it from a stage notebook and run `dvc repro`"
+            if hand_saved
+            else f"models recorded by the pipeline's reports: {', '.join(recorded) or 'none'}; run `dvc repro` first"
+        )
+        raise PromotionError(f"no stage report recorded a model '{name}': {hint}", [hint])
+    stage_name, model_record = found[-1]
+    manifest_path = root / project.model_manifest_path(name)
+    try:
+        model_manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError):
+        model_manifest = None
+
+    metrics: dict[str, float] = {}
+    metric_stages: dict[str, str] = {}
+    for other, report in reports.items():
+        for record in read_records(report or {}):
+            if record.get("kind") == "metric":
+                metrics[record["name"]] = record["value"]
+                metric_stages[record["name"]] = other
+    involved = pipeline.upstream(stages, [stage_name, *sorted(set(metric_stages.values()))])
+    paths = [project.PARAMS_FILE, project.DVC_FILE, "dvc.lock"]
+    outs = {out for s in stages.values() for out in s.outs}
+    paths += sorted({dep for s in involved for dep in stages[s].deps if dep not in outs and not _inside_out(dep, outs)})
+    git = pipeline.git_state(root, paths) if pipeline.is_git_repo(root) else None
+    candidate = gates_mod.Candidate(
+        root=root, name=name, target=target, stages=stages, lock=lock,
+        model_stage=stages[stage_name], model_record=model_record, model_manifest=model_manifest,
+        reports=reports, metrics=metrics, metric_stages=metric_stages, involved=involved,
+        config=config, git=git, force_reason=force,
+    )
+    if model_manifest is None:
+        candidate.notes.append(f"{project.model_manifest_path(name)} is missing or unreadable")
+    return candidate
+
+
+def _inside_out(path: str, outs: set[str]) -> bool:
+    return any(path.startswith(out.rstrip("/") + "/") for out in outs)
+
+
+def _card_report(candidate: gates_mod.Candidate) -> Path | None:
+    """The report the model card shows: the last stage that recorded metrics, else the model's."""
+    metric_stages = [s for s in candidate.involved if s in set(candidate.metric_stages.values())]
+    stage = candidate.stages[metric_stages[-1]] if metric_stages else candidate.model_stage
+    return candidate.root / stage.report if stage.report else None
+
+
+def package_manifest(candidate: gates_mod.Candidate, version: str) -> dict[str, Any]:
+    recorded = candidate.model_manifest or {}
+    lock_stages = {}
+    for stage in candidate.involved:
+        entry = candidate.lock.get(stage) or {}
+        lock_stages[stage] = {
+            "cmd": entry.get("cmd"),
+            "deps": [{"path": d.get("path"), "md5": d.get("md5")} for d in entry.get("deps") or []],
+            "outs": [{"path": o.get("path"), "md5": o.get("md5")} for o in entry.get("outs") or []],
+            "params": (entry.get("params") or {}).get(project.PARAMS_FILE, {}),
+        }
+    notebooks = []
+    for stage in candidate.involved:
+        spec = candidate.stages[stage]
+        if spec.report and (candidate.root / spec.report).exists():
+            notebooks.append({
+                "stage": stage, "notebook": spec.notebook, "report": spec.report,
+                "report_sha256": sha256_file(candidate.root / spec.report),
+            })
+    params = {}
+    for stage in lock_stages.values():
+        params.update(stage["params"])
+    git = candidate.git
+    return {
+        "name": candidate.name,
+        "version": version,
+        "created": now(),
+        "stage": candidate.target,
+        "description": recorded.get("description", ""),
+        "estimator": recorded.get("estimator"),
+        "task": recorded.get("task"),
+        "classes": recorded.get("classes"),
+        "trusted_types": recorded.get("trusted_types", []),
+        "signature": recorded.get("signature"),
+        "output": _output_description(recorded),
+        "sample_input": recorded.get("sample_input"),
+        "sample_predictions": recorded.get("sample_predictions"),
+        "sample_probabilities": recorded.get("sample_probabilities"),
+        "metrics": candidate.metrics,
+        "params": params,
+        "lineage": {
+            "git": {"commit": git.commit if git else None, "dirty": git.dirty if git else True,
+                    "dirty_paths": git.dirty_paths if git else []},
+            "model_stage": candidate.model_stage.name,
+            "recorded_sha256": candidate.model_record.get("sha256"),
+            "stages": lock_stages,
+            "notebooks": notebooks,
+            "forced": None,
+            "promoted_by": _user(),
+        },
+        "versions": recorded.get("versions", {}),
+    }
+
+
+def _output_description(recorded: dict[str, Any]) -> dict[str, Any]:
+    if recorded.get("task") == "classification":
+        return {
+            "predictions": "the predicted class of each row",
+            "probabilities": "per row, the probability of each class, in the order of `classes`",
+            "classes": recorded.get("classes"),
+        }
+    return {"predictions": "the model's prediction for each row"}
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return "unknown"
+
+
+def tag_git(root: Path, name: str, version: str, stage: str) -> list[str]:
+    """Write GTO's tags (DVC's model-registry convention) for a version and its stage."""
+    from gto import api as gto_api
+
+    gto_api.register(str(root), name, ref="HEAD", version=f"v{version}", push=False)
+    return [f"{name}@v{version}", *tag_stage(root, name, version, stage)]
+
+
+def tag_stage(root: str | Path, name: str, version: str, stage: str) -> list[str]:
+    """GTO's stage-assignment tag for `version` (GTO names it; we report what it wrote)."""
+    import subprocess
+
+    from gto import api as gto_api
+
+    before = set(subprocess.run(["git", "tag", "--list", f"{name}#*"], cwd=root, capture_output=True, text=True).stdout.split())
+    gto_api.assign(str(root), name, stage, version=f"v{version}", push=False, skip_registration=True)
+    after = set(subprocess.run(["git", "tag", "--list", f"{name}#*"], cwd=root, capture_output=True, text=True).stdout.split())
+    return sorted(after - before)

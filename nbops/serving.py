@@ -1,0 +1,48 @@
+"""`nbops serve` and `nbops predict`: registry references resolved, then nbops.runtime does the work
+(the same module every package wheel carries)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .exceptions import ModelFileError, ServeError
+
+
+def load_packaged(ref: str, registry: str | None = None) -> Any:
+    """The PackagedModel of NAME[@VERSION|@STAGE], sha256-verified."""
+    from . import runtime
+    from .params import load_yaml
+    from .project import PARAMS_FILE, find_root
+    from .registry import Registry, default_root
+
+    root = find_root() or Path.cwd()
+    config = load_yaml(root / PARAMS_FILE).get("promote") or {}
+    reg = Registry(registry or default_root(root, config if isinstance(config, dict) else {}))
+    name, version = reg.resolve(ref)
+    try:
+        return runtime.PackagedModel.load(reg.local_path(name, version))
+    except runtime.PackageError as exc:
+        raise ModelFileError(str(exc)) from None
+
+
+def serve(ref: str, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None, registry: str | None = None) -> None:
+    from . import runtime
+
+    model = load_packaged(ref, registry)
+    try:
+        import fastapi  # noqa: F401
+        import uvicorn  # noqa: F401
+    except ImportError:
+        raise ServeError("serving needs FastAPI and uvicorn: pip install 'nbops[serve]'") from None
+    runtime.serve(model, host=host, port=port, token=token)
+
+
+def predict_csv(ref: str, input_path: str, output_path: str | None, *, registry: str | None = None) -> None:
+    from . import runtime
+
+    model = load_packaged(ref, registry)
+    try:
+        runtime.predict_csv(model, input_path, output_path)
+    except (runtime.InputError, runtime.PackageError) as exc:
+        raise ServeError(f"{input_path}: {exc}") from None
