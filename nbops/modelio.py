@@ -16,11 +16,13 @@ import re
 import zipfile
 from typing import Any
 
+from . import runtime
 from ._io import sha256_bytes
 from .exceptions import ModelFileError
 
 #: Top-level modules whose types may be loaded from a model file (beyond skops' own defaults).
-TRUSTED_MODULES = ("sklearn", "numpy", "scipy")
+#: The policy itself lives in `runtime`, which every model package carries a copy of.
+TRUSTED_MODULES = runtime.TRUSTED_MODULES
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _ID_PATTERN = re.compile(r'("__id__": )(\d+)|"(\d+)\.npy"')
 
@@ -71,21 +73,19 @@ def untrusted_types(data: bytes) -> list[str]:
 
 
 def check_trusted(types: list[str], where: str) -> None:
-    refused = [t for t in types if t.split(".", 1)[0] not in TRUSTED_MODULES]
-    if refused:
-        raise ModelFileError(
-            f"{where}: refusing to load types from outside {', '.join(TRUSTED_MODULES)}: "
-            f"{', '.join(refused)} (nbops only loads model files built from trusted libraries)"
-        )
+    """Refuse types from outside TRUSTED_MODULES (runtime's policy) as a ModelFileError."""
+    try:
+        runtime.check_trusted(types, where)
+    except runtime.PackageError as exc:
+        raise ModelFileError(str(exc)) from None
 
 
 def loads(data: bytes, where: str = "model") -> Any:
-    """Load skops bytes after checking that every type in them is trusted."""
-    import skops.io as sio
-
-    types = untrusted_types(data)
-    check_trusted(types, where)
-    return sio.loads(data, trusted=types)
+    """Load skops bytes after checking that every type in them is trusted (runtime.load_skops)."""
+    try:
+        return runtime.load_skops(data, where)
+    except runtime.PackageError as exc:
+        raise ModelFileError(str(exc)) from exc.__cause__
 
 
 def load_file(path: str | os.PathLike[str], sha256: str | None = None) -> Any:
