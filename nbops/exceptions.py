@@ -2,6 +2,7 @@
 
     NbopsError
     ├── ProjectError                  no project root, unreadable dvc.yaml
+    │   └── StageError                a dvc.yaml stage that cannot be written as asked
     ├── ParamsError (ValueError)      params.yaml syntax, unknown names, wrong types
     ├── NotebookError                 unreadable notebook, no `parameters` cell
     ├── ExecutionError                a cell raised; carries papermill's fields
@@ -27,6 +28,11 @@ class NbopsError(Exception):
 
 class ProjectError(NbopsError):
     """The project layout (root, dvc.yaml, paths) is not what nbops needs."""
+
+
+class StageError(ProjectError):
+    """`nbops stage add` cannot write the stage: a name taken by another stage, a default
+    params.yaml cannot hold."""
 
 
 class ParamsError(ValueError, NbopsError):

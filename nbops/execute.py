@@ -69,7 +69,8 @@ def run_notebook(
     if not project.is_valid_name(stage):
         raise ProjectError(f"stage name {stage!r} must be a plain name (letters, digits, . _ -)")
 
-    values = resolve_parameters(nb_abs, stage, root_path, parameters or {}, shown=shown)
+    nb = params_mod.load_notebook(nb_abs)  # a jupytext text notebook (.py) runs exactly as read here
+    values = resolve_parameters(nb_abs, stage, root_path, parameters or {}, shown=shown, nb=nb)
     report = Path(output) if output else root_path / project.report_path(stage)
     if not report.is_absolute():
         report = Path.cwd() / report
@@ -91,7 +92,7 @@ def run_notebook(
 
     try:
         with _environment(env):
-            _execute(nb_abs, report, values, root_path, quiet, kernel_name, on_cell_execute, shown)
+            _execute(nb_abs, nb, report, values, root_path, quiet, kernel_name, on_cell_execute, shown)
     except ExecutionError:
         _discard_recorded(root_path, stage, journal)
         raise
@@ -104,7 +105,7 @@ def run_notebook(
         index = running.get("index")
         cell_index, source = _original_cell(executed, index) if executed and index is not None else (None, "")
         where = f"cell {cell_index + 1} (`{_first_line(source)}`)" if cell_index is not None else "a cell"
-        _make_deterministic_file(report, root_path)
+        _make_deterministic_file(report, root_path, nb_abs)
         raise KernelDiedError(
             f"{shown}: the kernel died while running {where} — a crash, os._exit() or running out of memory; "
             f"partial report: {_display_path(report, Path.cwd())}",
@@ -119,11 +120,12 @@ def run_notebook(
 
 
 def resolve_parameters(
-    notebook: Path, stage: str, root: Path, overrides: dict[str, Any], *, shown: str | None = None
+    notebook: Path, stage: str, root: Path, overrides: dict[str, Any], *, shown: str | None = None,
+    nb: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The values to inject: the stage's params.yaml section, then `overrides`, both checked."""
     shown = shown or str(notebook)
-    nb = params_mod.read_notebook_json(notebook)
+    nb = nb if nb is not None else params_mod.load_notebook(notebook)
     cell = params_mod.require_parameters_cell(nb, shown)
     params_file = root / project.PARAMS_FILE
     section = params_mod.stage_section(
@@ -135,21 +137,25 @@ def resolve_parameters(
 
 
 def _execute(
-    notebook: Path, report: Path, values: dict[str, Any], root: Path, quiet: bool,
+    notebook: Path, nb: dict[str, Any], report: Path, values: dict[str, Any], root: Path, quiet: bool,
     kernel_name: str | None, on_cell_execute: Any, shown: str,
 ) -> None:
     from jupyter_core.utils import run_sync
 
     socket_dir = tempfile.mkdtemp(prefix="nbops-kernel-")
+    source = notebook
+    if notebook.suffix != ".ipynb":  # papermill reads .ipynb only: hand it the notebook we read
+        source = Path(socket_dir) / f"{notebook.stem}.ipynb"
+        source.write_text(json.dumps(nb), encoding="utf-8")
     # The kernel boots (~0.7 s) while papermill imports: start it first, hand it to papermill.
-    kernel = _start_kernel(kernel_name or _kernelspec_name(notebook), root, socket_dir, shown)
+    kernel = _start_kernel(kernel_name or _kernelspec_name(nb), root, socket_dir, shown)
     try:
         import papermill
         from papermill.exceptions import PapermillExecutionError
 
         try:
             papermill.execute_notebook(
-                str(notebook),
+                str(source),
                 str(report),
                 parameters=values,
                 cwd=str(root),
@@ -160,7 +166,7 @@ def _execute(
                 on_cell_execute=on_cell_execute,
             )
         except PapermillExecutionError as exc:
-            _make_deterministic_file(report, root)
+            _make_deterministic_file(report, root, notebook)
             executed = _read_json(report) or {}
             cell_index, source = _failed_cell(executed)
             where = f"cell {cell_index + 1} (`{_first_line(source)}`)" if cell_index is not None else "a cell"
@@ -176,11 +182,10 @@ def _execute(
         with contextlib.suppress(Exception):
             run_sync(kernel.shutdown_kernel)()
         shutil.rmtree(socket_dir, ignore_errors=True)
-    _make_deterministic_file(report, root)
+    _make_deterministic_file(report, root, notebook)
 
 
-def _kernelspec_name(notebook: Path) -> str:
-    nb = params_mod.read_notebook_json(notebook)
+def _kernelspec_name(nb: dict[str, Any]) -> str:
     return ((nb.get("metadata") or {}).get("kernelspec") or {}).get("name") or "python3"
 
 
@@ -299,13 +304,17 @@ def _first_line(source: str) -> str:
     return ""
 
 
-def make_deterministic(nb: dict[str, Any], root: Path) -> dict[str, Any]:
+def make_deterministic(nb: dict[str, Any], root: Path, source: Path | None = None) -> dict[str, Any]:
     """Drop wall-clock fields, make paths relative to the project root and give papermill's own
-    cells stable ids, so the report does not depend on when or where the project ran."""
+    cells stable ids, so the report does not depend on when or where the project ran.
+    `source` is the notebook the user ran, recorded as papermill's input path (papermill saw a
+    converted copy of a text notebook)."""
     papermill_meta = nb.get("metadata", {}).get("papermill")
     if isinstance(papermill_meta, dict):
         for key in _PAPERMILL_TIMING_KEYS:
             papermill_meta.pop(key, None)
+        if source is not None:
+            papermill_meta["input_path"] = str(source)
         for key in ("input_path", "output_path"):
             if papermill_meta.get(key):
                 papermill_meta[key] = _display_path(Path(papermill_meta[key]), root)
@@ -322,11 +331,11 @@ def make_deterministic(nb: dict[str, Any], root: Path) -> dict[str, Any]:
     return nb
 
 
-def _make_deterministic_file(report: Path, root: Path) -> None:
+def _make_deterministic_file(report: Path, root: Path, source: Path | None = None) -> None:
     nb = _read_json(report)
     if nb is None:
         return
-    atomic_write_text(report, json.dumps(make_deterministic(nb, root), indent=1, sort_keys=True, ensure_ascii=False) + "\n")
+    atomic_write_text(report, json.dumps(make_deterministic(nb, root, source), indent=1, sort_keys=True, ensure_ascii=False) + "\n")
 
 
 def _display_path(path: Path, base: Path) -> str:

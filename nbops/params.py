@@ -27,6 +27,11 @@ TAGGING_HINT = (
     "and add the tag `parameters`)"
 )
 
+TEXT_TAGGING_HINT = (
+    'mark the cell that holds your defaults `# %% tags=["parameters"]` '
+    "(or tag it `parameters` in the paired .ipynb in JupyterLab)"
+)
+
 _BASE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
@@ -153,6 +158,38 @@ class ParametersCell:
     parameters: dict[str, Parameter]
 
 
+def load_notebook(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A notebook as plain JSON: an `.ipynb` file as it is, any other file (a jupytext text
+    notebook such as the percent script `notebooks/train.py` paired with `train.ipynb`) read
+    with jupytext, imported only then.
+
+    A text notebook gets stable cell ids (`cell-0`, `cell-1`, …) and no `jupytext` metadata, so
+    a report executed from it does not change between runs or jupytext versions.
+    """
+    if Path(path).suffix == ".ipynb":
+        return read_notebook_json(path)
+    return read_text_notebook(path)
+
+
+def read_text_notebook(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A jupytext text notebook (percent or light script, Markdown, …) as notebook JSON."""
+    if not Path(path).is_file():
+        raise NotebookError(f"{path}: notebook not found")
+    try:
+        import jupytext
+    except ImportError:  # pragma: no cover - jupytext is a core dependency
+        raise NotebookError(f"{path}: reading a text notebook needs jupytext (pip install jupytext)") from None
+    try:
+        nb = jupytext.read(path)
+    except Exception as exc:  # noqa: BLE001 - jupytext raises many kinds; name the file
+        raise NotebookError(f"{path}: jupytext cannot read it as a notebook ({type(exc).__name__}: {exc})") from None
+    data = json.loads(json.dumps(nb))
+    (data.get("metadata") or {}).pop("jupytext", None)
+    for index, cell in enumerate(data.get("cells", [])):
+        cell["id"] = f"cell-{index}"
+    return data
+
+
 def read_notebook_json(path: str | os.PathLike[str]) -> dict[str, Any]:
     """The notebook as plain JSON (no nbformat import: this runs on fast paths)."""
     try:
@@ -185,7 +222,8 @@ def find_parameters_cell(nb: dict[str, Any], path: str | os.PathLike[str]) -> Pa
 def require_parameters_cell(nb: dict[str, Any], path: str | os.PathLike[str]) -> ParametersCell:
     found = find_parameters_cell(nb, path)
     if found is None:
-        raise NotebookError(f"{path}: no cell is tagged `{PARAMETERS_TAG}`; {TAGGING_HINT}")
+        hint = TEXT_TAGGING_HINT if Path(path).suffix not in ("", ".ipynb") else TAGGING_HINT
+        raise NotebookError(f"{path}: no cell is tagged `{PARAMETERS_TAG}`; {hint}")
     return found
 
 
