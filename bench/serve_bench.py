@@ -1,0 +1,489 @@
+"""Serving: what a request to a model package costs, side by side in one run.
+
+For each model (a small LogisticRegression pipeline on AI4I-like columns, and the example
+pipeline's 300-tree random forest when models/failure-predictor.skops exists) it measures
+
+  (a) in-process: sklearn's predict on a 1-row DataFrame, and the pieces of a request path
+      (JSON → DataFrame, naive and ours; our whole JSON → frame → predict → JSON path);
+  (b) a minimal FastAPI + uvicorn app loading the same skops file (dict body → DataFrame →
+      predict + predict_proba; no pydantic model, no validation);
+  (c) our server: `python -m <package> serve`, the runtime copied into a package folder as
+      `nbops promote` lays it out (nbops/runtime.py as <package>/_runtime.py);
+  (d) `mlflow models serve --env-manager local` on the same model, when an mlflow executable is
+      found (--mlflow PATH, or on PATH); skipped otherwise.
+
+Each server is started alone, timed from launch to its first 200 on the predict route, then
+loaded with single-row and 100-row requests, sequentially (one keep-alive connection) and from
+8 concurrent connections, by a small asyncio HTTP/1.1 client sending the same JSON body to all
+({"dataframe_records": [...]}, which all three accept). Resident memory is the server's process
+tree's RSS after the load. Prints markdown tables; --write puts them in bench/README.md
+("Serving" section; other sections are kept).
+
+    python bench/serve_bench.py [--mlflow /path/to/mlflow] [--seconds 6] [--launches 3] [--write]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+sys.path.insert(0, str(REPO))
+
+from nbops import record, runtime  # noqa: E402
+
+EXAMPLE = REPO / "models" / "failure-predictor.skops"
+README = HERE / "README.md"
+SECTION = "## Serving"
+CONCURRENCY = 8
+
+MINIMAL_APP = '''
+import sys
+import pandas as pd
+import skops.io as sio
+import uvicorn
+from fastapi import FastAPI, Request
+
+data = open(sys.argv[1], "rb").read()
+model = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+app = FastAPI()
+
+@app.post("/predict")
+async def predict(request: Request):
+    body = await request.json()
+    frame = pd.DataFrame(body["dataframe_records"])
+    return {"predictions": model.predict(frame).tolist(), "probabilities": model.predict_proba(frame).tolist()}
+
+@app.get("/health")
+async def health():
+    return {"status": "ok"}
+
+uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+'''
+
+MLFLOW_EXPORT = '''
+import sys, json
+import pandas as pd
+import skops.io as sio
+import mlflow.sklearn
+from mlflow.models import infer_signature
+
+data = open(sys.argv[1], "rb").read()
+model = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+sample = json.load(open(sys.argv[2]))["sample_input"]
+frame = pd.DataFrame(sample["data"], columns=sample["columns"])
+mlflow.sklearn.save_model(model, sys.argv[3], serialization_format="cloudpickle",
+                          signature=infer_signature(frame, model.predict(frame)))
+'''
+
+
+# --- models and packages ---------------------------------------------------------------------
+
+
+def small_model(work: Path) -> tuple[Path, Path]:
+    """A LogisticRegression pipeline on AI4I-like sensor columns, saved with nbops.save_model."""
+    import numpy as np
+    import pandas as pd
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    rng = np.random.default_rng(0)
+    n = 5000
+    X = pd.DataFrame({
+        "Air temperature [K]": rng.normal(300, 2, n).round(1),
+        "Process temperature [K]": rng.normal(310, 1.5, n).round(1),
+        "Rotational speed [rpm]": rng.integers(1200, 2900, n),
+        "Torque [Nm]": rng.normal(40, 10, n).round(1),
+        "Tool wear [min]": rng.integers(0, 250, n),
+    })
+    y = ((X["Torque [Nm]"] * X["Rotational speed [rpm]"] > 95_000) | (X["Tool wear [min]"] > 230)).astype(int)
+    model = make_pipeline(StandardScaler(), LogisticRegression(max_iter=500)).fit(X, y)
+    project = work / "small-project"
+    os.environ[record.ENV_ROOT], os.environ[record.ENV_STAGE] = str(project), "train"
+    try:
+        record.save_model(model, "small-logreg", sample_input=X.head(20))
+    finally:
+        del os.environ[record.ENV_ROOT], os.environ[record.ENV_STAGE]
+    return project / "models" / "small-logreg.skops", project / "models" / "small-logreg.json"
+
+
+def make_package(skops: Path, manifest_path: Path, site: Path, name: str) -> Path:
+    """A package as promotion lays it out: <name>/{_runtime.py, __main__.py, model.skops, manifest.json}."""
+    pkg = site / name
+    pkg.mkdir(parents=True)
+    shutil.copy(skops, pkg / "model.skops")
+    manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+    manifest.update(model_file="model.skops", version="0.1.0")
+    (pkg / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    shutil.copy(REPO / "nbops" / "runtime.py", pkg / "_runtime.py")
+    (pkg / "__init__.py").write_text("", encoding="utf-8")
+    (pkg / "__main__.py").write_text(
+        "import sys\nfrom pathlib import Path\nfrom ._runtime import main\n\n"
+        "sys.exit(main(package_dir=Path(__file__).parent))\n", encoding="utf-8")
+    return pkg
+
+
+def body_for(manifest: dict[str, Any], rows: int) -> bytes:
+    sample = manifest["sample_input"]
+    records = [dict(zip(sample["columns"], row)) for row in sample["data"]]
+    return json.dumps({"dataframe_records": [records[i % len(records)] for i in range(rows)]}).encode()
+
+
+# --- in-process ------------------------------------------------------------------------------
+
+
+def time_calls(fn: Callable[[], Any], seconds: float, max_calls: int = 20000) -> list[float]:
+    for _ in range(20):
+        fn()
+    latencies = []
+    end = time.perf_counter() + seconds
+    while len(latencies) < max_calls and time.perf_counter() < end:
+        start = time.perf_counter()
+        fn()
+        latencies.append(time.perf_counter() - start)
+    return latencies
+
+
+def in_process(package: Path, manifest: dict[str, Any], seconds: float) -> list[dict[str, Any]]:
+    import pandas as pd
+    import skops.io as sio
+
+    loads, dumps, numpy_native = runtime._json_codec()
+    data = (package / "model.skops").read_bytes()
+    raw = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+    ours = runtime.PackagedModel.load(package, n_jobs=1)
+    ours.warmup()
+    rows = []
+    for n in (1, 100):
+        body = body_for(manifest, n)
+        frame = pd.DataFrame(json.loads(body)["dataframe_records"])
+
+        def request_path() -> bytes:
+            validated = ours.frame(loads(body), max_rows=10_000)
+            predictions, probabilities = ours.predict_frame(validated)
+            return dumps({"predictions": runtime._array_json(predictions, numpy_native),
+                          "probabilities": runtime._array_json(probabilities, numpy_native)})
+
+        cases = {
+            "sklearn predict on a DataFrame": lambda: raw.predict(frame),
+            "sklearn predict + predict_proba": lambda: (raw.predict(frame), raw.predict_proba(frame)),
+            "JSON → DataFrame, naive (json + pd.DataFrame(records))": lambda: pd.DataFrame(json.loads(body)["dataframe_records"]),
+            "JSON → validated DataFrame (runtime.frame)": lambda: ours.frame(loads(body), max_rows=10_000),
+            "runtime request path (JSON → frame → predict → JSON)": request_path,
+        }
+        if any(k.endswith("n_jobs") for k in raw.get_params(deep=True)):
+            jobs = {k: v for k, v in raw.get_params(deep=True).items() if k.endswith("n_jobs")}
+            cases[f"sklearn predict, n_jobs=1 (saved: {', '.join(map(str, jobs.values()))})"] = lambda: ours.model.predict(frame)
+        for label, fn in cases.items():
+            latencies = time_calls(fn, seconds / 4)
+            rows.append({"what": label, "rows": n, **summarise(latencies, sum(latencies))})
+    return rows
+
+
+# --- servers -----------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class Launched:
+    def __init__(self, name: str, command: list[str], port: int, path: str, body: bytes, env: dict[str, str], log: Path) -> None:
+        self.name, self.port, self.path = name, port, path
+        self.request = (
+            f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n"
+        ).encode() + body
+        started = time.perf_counter()
+        self.process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"), start_new_session=True)
+        self.log = log
+        self.first_200 = self._wait_first_200(started)
+
+    def _wait_first_200(self, started: float, timeout: float = 120) -> float:
+        while time.perf_counter() - started < timeout:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} exited {self.process.returncode}:\n{self.log.read_text()[-3000:]}")
+            try:
+                status, _ = asyncio.run(one_request(self.port, self.request))
+                if status == 200:
+                    return time.perf_counter() - started
+            except OSError:
+                pass
+            time.sleep(0.01)
+        raise RuntimeError(f"{self.name}: no 200 within {timeout} s:\n{self.log.read_text()[-3000:]}")
+
+    def rss_mb(self) -> float:
+        return sum(_rss_kb(pid) for pid in _tree(self.process.pid)) / 1024
+
+    def stop(self) -> None:
+        try:
+            os.killpg(self.process.pid, 15)
+            self.process.wait(timeout=20)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(self.process.pid, 9)
+            except ProcessLookupError:
+                pass
+            self.process.wait()
+
+
+def _tree(pid: int) -> list[int]:
+    pids, todo = [], [pid]
+    while todo:
+        current = todo.pop()
+        pids.append(current)
+        for task in Path(f"/proc/{current}/task").glob("*/children"):
+            todo.extend(int(child) for child in task.read_text().split())
+    return pids
+
+
+def _rss_kb(pid: int) -> int:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return 0
+    match = re.search(r"^VmRSS:\s+(\d+) kB", status, re.M)
+    return int(match.group(1)) if match else 0
+
+
+async def read_response(reader: asyncio.StreamReader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    status = int(head[9:12])
+    lower = head.lower()
+    at = lower.find(b"content-length:")
+    if at >= 0:
+        length = int(lower[at + 15: lower.index(b"\r\n", at)])
+        return status, await reader.readexactly(length)
+    chunks = []  # chunked transfer encoding
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+        chunk = await reader.readexactly(size + 2)
+        if size == 0:
+            return status, b"".join(chunks)
+        chunks.append(chunk[:-2])
+
+
+async def one_request(port: int, request: bytes) -> tuple[int, bytes]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(request)
+        return await read_response(reader)
+    finally:
+        writer.close()
+
+
+async def load(port: int, request: bytes, clients: int, seconds: float, max_requests: int) -> tuple[list[float], float]:
+    """`clients` keep-alive connections sending `request` back to back; latencies and wall time."""
+    latencies: list[float] = []
+    end = time.perf_counter() + seconds
+    per_client = max_requests // clients
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            for _ in range(per_client):
+                if time.perf_counter() > end:
+                    break
+                start = time.perf_counter()
+                writer.write(request)
+                status, body = await read_response(reader)
+                if status != 200:
+                    raise RuntimeError(f"status {status}: {body[:300]!r}")
+                latencies.append(time.perf_counter() - start)
+        finally:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies, time.perf_counter() - started
+
+
+def summarise(latencies: list[float], wall: float) -> dict[str, float]:
+    ordered = sorted(latencies)
+    return {
+        "p50": statistics.median(ordered) * 1e3,
+        "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] * 1e3,
+        "rps": len(ordered) / wall,
+        "n": len(ordered),
+    }
+
+
+def bench_server(launched: Launched, bodies: dict[int, bytes], seconds: float) -> list[dict[str, Any]]:
+    results = []
+    for rows, body in bodies.items():
+        request = launched.request.split(b"\r\n\r\n", 1)[0]
+        request = re.sub(rb"Content-Length: \d+", f"Content-Length: {len(body)}".encode(), request) + b"\r\n\r\n" + body
+        asyncio.run(load(launched.port, request, 1, 1.0, 50))  # warm-up
+        for clients in (1, CONCURRENCY):
+            latencies, wall = asyncio.run(load(launched.port, request, clients, seconds, 20000))
+            results.append({"server": launched.name, "rows": rows, "clients": clients, **summarise(latencies, wall)})
+    return results
+
+
+# --- the run -----------------------------------------------------------------------------------
+
+
+def servers_for(package: Path, work: Path, mlflow: str | None) -> dict[str, Callable[[int], tuple[list[str], str, dict[str, str]]]]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("NBOPS_", "PYTHONPATH"))}
+    minimal = work / "minimal_app.py"
+    minimal.write_text(MINIMAL_APP, encoding="utf-8")
+    ours_env = {**env, "PYTHONPATH": str(package.parent)}
+    servers = {
+        "minimal FastAPI": lambda port: ([sys.executable, str(minimal), str(package / "model.skops"), str(port)], "/predict", env),
+        "nbops runtime": lambda port: ([sys.executable, "-m", package.name, "serve", "--port", str(port)], "/predict", ours_env),
+    }
+    if mlflow:
+        mlflow_python = str(Path(mlflow).parent / "python")
+        exported = work / f"mlflow-{package.name}"
+        subprocess.run([mlflow_python, "-c", MLFLOW_EXPORT, str(package / "model.skops"), str(package / "manifest.json"),
+                        str(exported)], check=True, env=env, capture_output=True)
+        mlflow_env = {**env, "PATH": f"{Path(mlflow).parent}{os.pathsep}{env.get('PATH', '')}"}
+        servers["mlflow models serve"] = lambda port: (
+            [mlflow, "models", "serve", "-m", str(exported), "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+            "/invocations", mlflow_env)
+    return servers
+
+
+def run_model(label: str, package: Path, work: Path, mlflow: str | None, seconds: float, launches: int) -> dict[str, Any]:
+    manifest = json.loads((package / "manifest.json").read_text(encoding="utf-8"))
+    bodies = {1: body_for(manifest, 1), 100: body_for(manifest, 100)}
+    print(f"\n[{label}] in-process …", file=sys.stderr, flush=True)
+    local = in_process(package, manifest, seconds)
+    servers = servers_for(package, work, mlflow)
+    load_rows, started = [], {}
+    for name, command_for in servers.items():
+        first, rss = [], 0.0
+        for i in range(launches):
+            port = free_port()
+            command, path, env = command_for(port)
+            print(f"[{label}] {name}: launch {i + 1}/{launches} …", file=sys.stderr, flush=True)
+            launched = Launched(name, command, port, path, bodies[1], env, work / f"{name.replace(' ', '_')}.log")
+            try:
+                first.append(launched.first_200)
+                if i == 0:
+                    load_rows += bench_server(launched, bodies, seconds)
+                    rss = launched.rss_mb()
+            finally:
+                launched.stop()
+        started[name] = {"first_200": statistics.median(first), "first_all": first, "rss": rss}
+    return {"label": label, "estimator": manifest["estimator"], "in_process": local, "load": load_rows, "started": started}
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    from importlib.metadata import PackageNotFoundError, version
+
+    versions = []
+    for dist in ("scikit-learn", "pandas", "numpy", "skops", "uvicorn", "fastapi", "orjson", "uvloop", "httptools"):
+        try:
+            versions.append(f"{dist} {version(dist)}")
+        except PackageNotFoundError:
+            versions.append(f"{dist} –")
+    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()}; "
+            + ", ".join(versions))
+
+
+def render(results: list[dict[str, Any]], mlflow_note: str, command: str) -> str:
+    out = [SECTION, "", f"`{command}` — {time.strftime('%Y-%m-%d')}, {machine()}; {mlflow_note}.", ""]
+    out.append("Every server answers the same JSON body (`{\"dataframe_records\": [...]}`) with predictions and "
+               "probabilities; one worker each; the load client runs on the same 2 cores. p50/p99 in ms, throughput "
+               "in requests/s.")
+    for result in results:
+        out += ["", f"### {result['label']} (`{result['estimator']}`)", ""]
+        out += ["| in-process | rows | p50 ms | p99 ms | calls/s |", "|---|---:|---:|---:|---:|"]
+        for row in result["in_process"]:
+            out.append(f"| {row['what']} | {row['rows']} | {row['p50']:.3f} | {row['p99']:.3f} | {row['rps']:.0f} |")
+        out += ["", "| server | rows | clients | p50 ms | p99 ms | req/s |", "|---|---:|---:|---:|---:|---:|"]
+        for row in result["load"]:
+            out.append(f"| {row['server']} | {row['rows']} | {row['clients']} | {row['p50']:.2f} | {row['p99']:.2f} | {row['rps']:.0f} |")
+        out += ["", "| server | launch → first 200 (median) | each launch | RSS after load |", "|---|---:|---|---:|"]
+        for name, s in result["started"].items():
+            each = ", ".join(f"{t:.2f}" for t in s["first_all"])
+            out.append(f"| {name} | {s['first_200']:.2f} s | {each} | {s['rss']:.0f} MB |")
+        out += ["", "| ratio (nbops runtime ÷ other) | rows | clients | throughput | p50 latency |", "|---|---:|---:|---:|---:|"]
+        ours = {(r["rows"], r["clients"]): r for r in result["load"] if r["server"] == "nbops runtime"}
+        for row in result["load"]:
+            if row["server"] == "nbops runtime":
+                continue
+            mine = ours[(row["rows"], row["clients"])]
+            out.append(f"| vs {row['server']} | {row['rows']} | {row['clients']} | "
+                       f"{mine['rps'] / row['rps']:.2f}× | {mine['p50'] / row['p50']:.2f}× |")
+    return "\n".join(out) + "\n"
+
+
+def write_readme(section: str) -> None:
+    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n\nLatest figures of the benchmarks in this folder.\n"
+    start = text.find(SECTION + "\n")
+    if start >= 0:
+        following = text.find("\n## ", start + len(SECTION))
+        end = len(text) if following < 0 else following + 1
+        notes_at = text.find("<!-- serving notes -->", start)
+        notes = text[notes_at:end].rstrip() + "\n" if 0 <= notes_at < end else ""
+        text = text[:start] + section + ("\n" + notes if notes else "") + ("\n" if following >= 0 else "") + text[end:]
+    else:
+        text = text.rstrip() + "\n\n" + section
+    README.write_text(text, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mlflow", help="an mlflow executable (in its own environment, with skops installed); default: mlflow on PATH")
+    parser.add_argument("--seconds", type=float, default=6.0, help="time per load scenario (default: %(default)s)")
+    parser.add_argument("--launches", type=int, default=3, help="launches per server for the start-up time")
+    parser.add_argument("--no-example", action="store_true", help="skip the example pipeline's model")
+    parser.add_argument("--write", action="store_true", help=f"write the tables into {README.relative_to(REPO)}")
+    args = parser.parse_args()
+
+    mlflow = shutil.which(args.mlflow) if args.mlflow else shutil.which("mlflow")
+    if args.mlflow and not mlflow:
+        print(f"{args.mlflow}: not an executable", file=sys.stderr)
+    if mlflow:
+        version = subprocess.run([mlflow, "--version"], capture_output=True, text=True).stdout.strip()
+        mlflow_note = f"MLflow: {version or mlflow}"
+    else:
+        mlflow_note = "MLflow not installed: (d) skipped"
+        print("mlflow not found: skipping `mlflow models serve` (pass --mlflow PATH)", file=sys.stderr)
+    work = Path(tempfile.mkdtemp(prefix="nbops-serve-bench-"))
+    try:
+        site = work / "site"
+        models = [("small model: LogisticRegression", *small_model(work), "small_logreg")]
+        if EXAMPLE.exists() and not args.no_example:
+            models.append(("example model: failure-predictor", EXAMPLE, EXAMPLE.with_suffix(".json"), "failure_predictor"))
+        results = []
+        for label, skops, manifest, name in models:
+            package = make_package(skops, manifest, site, name)
+            results.append(run_model(label, package, work, mlflow, args.seconds, args.launches))
+        command = "python bench/serve_bench.py " + " ".join(a for a in sys.argv[1:])
+        section = render(results, mlflow_note, command.strip())
+        print(section)
+        if args.write:
+            write_readme(section)
+            print(f"written to {README}", file=sys.stderr)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
