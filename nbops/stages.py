@@ -521,6 +521,14 @@ def _merge_entries(old: Any, new: list[Any], drop: Any, replace: Any = None) -> 
 # --- writing: dvc.yaml and params.yaml as text blocks -----------------------------------------
 
 
+def write_text(path: Path, text: str) -> None:
+    """Write a project file atomically, keeping its permissions (a new file gets rw-r--r--:
+    atomic writes go through a private temporary file)."""
+    mode = path.stat().st_mode & 0o7777 if path.exists() else 0o644
+    atomic_write_text(path, text)
+    os.chmod(path, mode)
+
+
 def _yaml(text: str = "") -> Any:
     from ruamel.yaml import YAML
 
@@ -790,7 +798,7 @@ def add_stage(
         dvc_file = root_path / project.DVC_FILE
         text = dvc_file.read_text(encoding="utf-8") if dvc_file.exists() else ""
         new_text, _ = _write_child(text, project.DVC_FILE, "stages", plan.name, lambda node: _sync_mapping(node, merged))
-        atomic_write_text(dvc_file, new_text)
+        write_text(dvc_file, new_text)
     if plan.missing_params:
         params_file = root_path / project.PARAMS_FILE
         text = params_file.read_text(encoding="utf-8") if params_file.exists() else ""
@@ -804,5 +812,5 @@ def add_stage(
             return node
 
         new_text, _ = _write_child(text, project.PARAMS_FILE, None, plan.section, add_defaults)
-        atomic_write_text(params_file, new_text)
+        write_text(params_file, new_text)
     return StageResult(plan.name, action, merged, plan.runs, dict(plan.missing_params), plan.warnings, synced)

@@ -1,0 +1,235 @@
+"""`nbops report`: a Markdown summary of what a change did, for a pull request or a CI job summary.
+
+Compares the workspace with a git revision (default: the last commit, HEAD) using DVC's own
+diffs (`dvc params diff`, `dvc metrics diff`): the parameters that changed, every metric with
+its delta, whether the pipeline is up to date (`dvc status`), the promotion gates, and where the
+plots are. Markdown reads fine in a terminal too.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import subprocess
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from . import project
+from .exceptions import ProjectError
+
+WORKSPACE = "workspace"
+
+
+@dataclass
+class Change:
+    file: str
+    name: str
+    old: Any
+    new: Any
+    delta: float | None = None
+
+
+@dataclass
+class Report:
+    root: Path
+    rev: str
+    commit: str | None  # the revision resolved; None when there is nothing to compare with
+    subject: str
+    params: list[Change]
+    metrics: list[Change]
+    stale: dict[str, list[str]]
+    gates: list[dict[str, Any]] | None
+    plots: list[dict[str, str]]
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["root"] = str(self.root)
+        return data
+
+    def markdown(self) -> str:
+        base = f"`{self.rev}`" + (f" (`{self.commit[:7]}` {self.subject})" if self.commit and self.subject else "")
+        old = self.rev if self.commit else "before"
+        lines = ["## nbops report", ""]
+        if self.commit:
+            lines.append(f"The workspace compared with {base}.")
+        lines += [f"_{note}_" for note in self.notes]
+        lines.append("")
+        if self.stale:
+            described = "; ".join(f"`{stage}` ({', '.join(changes)})" for stage, changes in self.stale.items())
+            lines.append(f"**Pipeline: not reproduced** — {described}. Run `dvc repro`.")
+        else:
+            lines.append("**Pipeline: up to date** (`dvc status` is clean).")
+        lines += ["", "### Parameters changed", ""]
+        if self.params:
+            lines += [f"| parameter | {old} | workspace |", "|---|---:|---:|"]
+            lines += [f"| `{c.name}` | {_value(c.old, exact=True)} | {_value(c.new, exact=True)} |" for c in self.params]
+        else:
+            lines.append("No parameter changed.")
+        lines += ["", "### Metrics", ""]
+        if self.metrics:
+            lines += [f"| file | metric | {old} | workspace | change |", "|---|---|---:|---:|---:|"]
+            lines += [
+                f"| `{c.file}` | `{c.name}` | {_value(c.old)} | {_value(c.new)} | {_delta(c.delta)} |"
+                for c in self.metrics
+            ]
+        else:
+            lines.append("No metrics recorded (log some with `nbops.log_metric` and declare them in dvc.yaml).")
+        lines += ["", "### Promotion gates", ""]
+        if self.gates is None:
+            lines.append("Not shown here yet: check them with `nbops promote MODEL --dry-run`.")
+        elif not self.gates:
+            lines.append("No model to promote.")
+        else:
+            lines += ["| gate | result | detail |", "|---|---|---|"]
+            lines += [
+                f"| {g.get('gate', '')} | {'pass' if g.get('passed') else '**fail**'} | {g.get('detail', '')} |"
+                for g in self.gates
+            ]
+        lines += ["", "### Plots", ""]
+        if self.plots:
+            for plot in self.plots:
+                axes = f": {plot['x']} → {plot['y']}" if plot.get("x") and plot.get("y") else ""
+                missing = "" if plot.get("exists") == "yes" else " — not produced yet"
+                lines.append(f"- `{plot['path']}` ({plot.get('template') or 'linear'}{axes}){missing}")
+            target = f" {self.rev}" if self.commit else ""
+            lines += ["", f"See them side by side with `dvc plots diff{target} --open`."]
+        else:
+            lines.append("No plots declared.")
+        return "\n".join(lines) + "\n"
+
+
+def _value(value: Any, exact: bool = False) -> str:
+    if value is None:
+        return "—"
+    if isinstance(value, float) and not exact:
+        return f"{value:.6g}"
+    return f"`{value}`" if isinstance(value, str) else str(value)
+
+
+def _delta(delta: float | None) -> str:
+    if delta is None or (isinstance(delta, float) and math.isnan(delta)):
+        return "—"
+    if delta == 0:
+        return "0"
+    return f"{delta:+.4g}"
+
+
+def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+
+
+def _gate_status(root: Path) -> list[dict[str, Any]] | None:
+    """The promotion gates for the report: one dict per gate, {"gate": name, "passed": bool,
+    "detail": one line}, or None when gates are not available here.
+
+    To be wired to the promotion gates (nbops.gates / nbops.promotion, which own them): this is
+    the one place the report asks for them. Until then the report says to run
+    `nbops promote MODEL --dry-run`.
+    """
+    return None
+
+
+def _plots(root: Path, dvc: dict[str, Any]) -> list[dict[str, str]]:
+    from .stages import entry_path
+
+    found: list[dict[str, str]] = []
+    entries: list[Any] = []
+    for spec in (dvc.get("stages") or {}).values():
+        if isinstance(spec, dict):
+            entries += list(spec.get("plots") or [])
+    top = dvc.get("plots") or []
+    entries += list(top) if isinstance(top, list) else []
+    for entry in entries:
+        path = entry_path(entry)
+        if not path:
+            continue
+        props = entry[path] if isinstance(entry, dict) and isinstance(entry.get(path), dict) else {}
+        found.append({
+            "path": path, "template": str(props.get("template", "")), "x": str(props.get("x", "")),
+            "y": str(props.get("y", "")), "exists": "yes" if (root / path).exists() else "no",
+        })
+    return found
+
+
+def _changes(diff: dict[str, Any], with_delta: bool) -> list[Change]:
+    changes = []
+    for file, entries in (diff.get("diff") or {}).items():
+        for name, values in (entries or {}).items():
+            delta = values.get("diff") if with_delta else None
+            changes.append(Change(str(file), str(name), values.get("old"), values.get("new"),
+                                  delta if isinstance(delta, (int, float)) and not isinstance(delta, bool) else None))
+    return changes
+
+
+def _flatten(shown: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """`dvc metrics/params show` data of the workspace as {file: {dotted.name: value}}."""
+    result: dict[str, dict[str, Any]] = {}
+    data = (shown.get(WORKSPACE) or {}).get("data") or {}
+    for file, content in data.items():
+        values: dict[str, Any] = {}
+
+        def walk(prefix: str, node: Any) -> None:
+            if isinstance(node, dict):
+                for key, value in node.items():
+                    walk(f"{prefix}.{key}" if prefix else str(key), value)
+            else:
+                values[prefix] = node
+
+        walk("", (content or {}).get("data") or {})
+        result[str(file)] = values
+    return result
+
+
+def build_report(root: str | os.PathLike[str] | None = None, rev: str = "HEAD") -> Report:
+    """Compare the workspace of the project at `root` with the git revision `rev`."""
+    root_path = Path(root).resolve() if root else project.find_root()
+    if root_path is None or not (root_path / ".dvc").exists():
+        raise ProjectError("no DVC project here (no .dvc folder above the working directory); run `nbops init` or `dvc init`")
+    from dvc.repo import Repo
+
+    from .params import load_yaml
+
+    notes: list[str] = []
+    resolved = _git(root_path, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    commit = resolved.stdout.strip() if resolved.returncode == 0 and resolved.stdout.strip() else None
+    subject = _git(root_path, "log", "-1", "--format=%s", commit).stdout.strip() if commit else ""
+    if commit is None:
+        notes.append(f"There is no revision `{rev}` to compare with (a first commit?): current values only.")
+    with Repo(str(root_path)) as repo:
+        if commit:
+            params = _changes(repo.params.diff(a_rev=commit), with_delta=False)
+            metrics = _changes(repo.metrics.diff(a_rev=commit, all=True), with_delta=True)
+        else:
+            params = []
+            metrics = [
+                Change(file, name, None, value)
+                for file, values in _flatten(repo.metrics.show()).items() for name, value in values.items()
+            ]
+        stale = _stale(repo)
+    dvc = load_yaml(root_path / project.DVC_FILE, shown=project.DVC_FILE)
+    metrics.sort(key=lambda c: (c.file, c.name))
+    params.sort(key=lambda c: (c.file, c.name))
+    return Report(root_path, rev, commit, subject, params, metrics, stale, _gate_status(root_path), _plots(root_path, dvc), notes)
+
+
+def _stale(repo: Any) -> dict[str, list[str]]:
+    stale: dict[str, list[str]] = {}
+    for target, changes in (repo.status() or {}).items():
+        described: list[str] = []
+        for change in changes:
+            if isinstance(change, str):
+                described.append(change)
+            elif isinstance(change, dict):  # {"changed deps": {path: state, "params.yaml": {key: state}}}
+                for kind, entries in change.items():
+                    if not isinstance(entries, dict) or not entries:
+                        described.append(str(kind))
+                        continue
+                    for path, state in entries.items():
+                        if isinstance(state, dict):
+                            described += [f"{key} {value}" for key, value in state.items()]
+                        else:
+                            described.append(f"{path} {state}")
+        stale[target.split(":")[-1]] = list(dict.fromkeys(described)) or ["changed"]
+    return stale
