@@ -158,7 +158,7 @@ def _init_git_and_dvc(root: Path, notes: list[str]) -> None:
 
     with Repo(str(root)) as repo:
         with repo.config.edit() as config:  # `dvc config core.autostage true`: DVC stages its own files
-            config["core"]["autostage"] = True
+            config["core"]["autostage"] = "true"
 
 
 def _write_starter_notebook(root: Path) -> None:

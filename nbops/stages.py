@@ -627,7 +627,8 @@ def _write_child(
     spans = _spans(lines, container, end)
     if key in spans:
         start, stop = spans[key]
-        block_text = "\n".join(lines[start:stop]) + "\n"
+        # dedented, so that ruamel keeps end-of-line comments at their columns once re-indented
+        block_text = "\n".join(line[indent:] if line[:indent].isspace() else line for line in lines[start:stop]) + "\n"
         node = _load(_yaml(block_text), block_text, filename)[key]
         block = _dump(_yaml(block_text), {key: update(node)}, indent)
         lines[start:stop] = block

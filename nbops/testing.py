@@ -93,3 +93,40 @@ def set_params(project: str | os.PathLike[str], values: Mapping[str, Mapping[str
     for section, entries in values.items():
         params.setdefault(section, {}).update(entries)
     path.write_text(yaml.safe_dump(params, sort_keys=False), encoding="utf-8")
+
+
+def write_notebook(
+    path: str | os.PathLike[str],
+    parameters: Sequence[str] = (),
+    body: Sequence[str] = (),
+    *,
+    outputs: bool = False,
+) -> Path:
+    """Write a small .ipynb: a code cell tagged `parameters` per source in `parameters`, then a
+    code cell per source in `body`; with `outputs`, each code cell carries an output as if run."""
+    import json
+
+    cells = []
+    for index, source in enumerate([*parameters, *body]):
+        cell: dict[str, Any] = {
+            "cell_type": "code", "execution_count": None, "id": f"cell-{index}",
+            "metadata": {"tags": ["parameters"]} if index < len(parameters) else {},
+            "outputs": [], "source": source,
+        }
+        if outputs:
+            cell["execution_count"] = index + 1
+            cell["outputs"] = [{"name": "stdout", "output_type": "stream", "text": f"ran cell {index}\n"}]
+        cells.append(cell)
+    notebook = {
+        "cells": cells,
+        "metadata": {
+            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"},
+            "language_info": {"name": "python"},
+        },
+        "nbformat": 4,
+        "nbformat_minor": 5,
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(notebook, indent=1) + "\n", encoding="utf-8")
+    return path

@@ -1,0 +1,79 @@
+"""`nbops run` on a jupytext percent script (the code-only form a stage depends on), real kernel."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from nbops.stages import add_stage
+from nbops.testing import run, write_notebook
+
+from ..conftest import REPO
+from .test_run import assert_one_line_error, output_text
+
+TYPED = (
+    "an_int = 3\na_float = 0.25\na_str = 'text'\na_bool = True\na_list = [1, 2]\n"
+    "a_dict = {'k': 'v'}\na_none = None"
+)
+PRINT = "import json\nprint(json.dumps({k: globals()[k] for k in sorted(%r)}, sort_keys=True))" % (
+    ["an_int", "a_float", "a_str", "a_bool", "a_list", "a_dict", "a_none"],
+)
+
+
+def test_stage_add_then_run_the_paired_script(tmp_path, env):
+    """Defaults written by stage add (YAML 1.2, flow lists) come back with their types, and the
+    report of a script is byte-identical run after run."""
+    (tmp_path / "jupytext.toml").write_text((REPO / "jupytext.toml").read_text())
+    (tmp_path / "params.yaml").write_text("")
+    write_notebook(tmp_path / "notebooks/typed.ipynb", [TYPED], body=[PRINT])
+    add_stage(tmp_path / "notebooks/typed.ipynb", root=tmp_path)
+    params = (tmp_path / "params.yaml").read_text().replace("an_int: 3", "an_int: 5").replace("a_none: null", "a_none: off")
+    (tmp_path / "params.yaml").write_text(params)
+
+    run(["nbops", "run", "-q", "notebooks/typed.py"], tmp_path, env)
+    report = tmp_path / "reports/typed.ipynb"
+    assert json.loads(output_text(report, 2)) == {
+        "a_bool": True, "a_dict": {"k": "v"}, "a_float": 0.25, "a_list": [1, 2], "a_none": "off",
+        "a_str": "text", "an_int": 5,
+    }
+    nb = json.loads(report.read_text())
+    assert nb["metadata"]["papermill"]["input_path"] == "notebooks/typed.py"
+    assert [c["id"] for c in nb["cells"]] == ["cell-0", "injected-parameters", "cell-1"]
+    assert "jupytext" not in nb["metadata"]
+    first = report.read_bytes()
+    run(["nbops", "run", "-q", "notebooks/typed.py"], tmp_path, env)
+    assert report.read_bytes() == first
+
+
+def test_failure_in_a_script_names_the_cell(tmp_path, env):
+    (tmp_path / "params.yaml").write_text("")
+    script = tmp_path / "broken.py"
+    script.write_text(
+        '# %% [markdown]\n# A script that fails\n\n# %% tags=["parameters"]\nn = 1\n\n'
+        "# %%\nx = n + 1\n\n# %%\nraise RuntimeError('in the fourth cell')\n"
+    )
+    result = run(["nbops", "run", "-q", "broken.py"], tmp_path, env, check=False)
+    assert_one_line_error(result, "broken.py failed in cell 4 (`raise RuntimeError('in the fourth cell')`)",
+                          "RuntimeError: in the fourth cell", "partial report: reports/broken.ipynb")
+
+
+def test_script_without_parameters_cell_says_how_to_mark_it(tmp_path, env):
+    (tmp_path / "params.yaml").write_text("")
+    (tmp_path / "plain.py").write_text("# %%\nx = 1\n")
+    result = run(["nbops", "run", "plain.py"], tmp_path, env, check=False)
+    assert_one_line_error(result, "plain.py: no cell is tagged `parameters`", '# %% tags=["parameters"]')
+
+
+def test_jupytext_is_not_imported_for_ipynb(tmp_path):
+    """`nbops run x.ipynb` pays nothing for text notebooks."""
+    import subprocess
+    import sys
+
+    nb = write_notebook(tmp_path / "n.ipynb", ["x = 1"])
+    code = (
+        "import sys\nfrom nbops.params import load_notebook\n"
+        f"load_notebook({str(nb)!r})\nprint('jupytext' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"
+    assert Path(nb).exists()

@@ -1,0 +1,167 @@
+"""`nbops check`: one test per finding, on a small project broken on purpose (no kernel)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from nbops.check import check_project
+from nbops.stages import add_stage
+from nbops.testing import command_env, init_repo, run, write_notebook
+
+from ..conftest import REPO
+
+JUPYTEXT_TOML = (REPO / "jupytext.toml").read_text(encoding="utf-8")
+
+
+@pytest.fixture
+def project(tmp_path: Path) -> Path:
+    """A correct project: notebooks/train.ipynb paired with train.py, its stage, params.yaml."""
+    root = tmp_path / "project"
+    root.mkdir()
+    (root / "jupytext.toml").write_text(JUPYTEXT_TOML)
+    (root / "params.yaml").write_text("")
+    write_notebook(root / "notebooks/train.ipynb", ["n = 3\nrate = 0.5"],
+                   body=["import nbops\nnbops.log_metric('score', n * rate)"])
+    add_stage(root / "notebooks/train.ipynb", root=root)
+    return root
+
+
+def codes(root: Path) -> list[tuple[str, str]]:
+    return [(f.code, f.severity) for f in check_project(root).findings]
+
+
+def edit(path: Path, old: str, new: str) -> None:
+    text = path.read_text()
+    assert old in text, (old, text)
+    path.write_text(text.replace(old, new))
+
+
+def test_a_correct_project_has_no_findings(project):
+    result = check_project(project)
+    assert result.findings == [] and result.stages == ["train"]
+    assert result.summary() == "nbops check: 1 stage, no problems found"
+
+
+def test_the_example_project_is_clean():
+    assert [str(f) for f in check_project(REPO).findings] == []
+
+
+def test_no_parameters_cell(project):
+    edit(project / "notebooks/train.py", '# %% tags=["parameters"]', "# %%")
+    unpaired, finding = check_project(project).findings
+    assert unpaired.code == "pair-out-of-sync"  # the .ipynb still has the tag
+    assert (finding.code, finding.severity, finding.path) == ("no-parameters-cell", "error", "notebooks/train.py")
+    assert 'tags=["parameters"]' in finding.message
+
+
+def test_unknown_param_in_params_yaml(project):
+    edit(project / "params.yaml", "  rate: 0.5\n", "  rate: 0.5\n  rat: 0.1\n")
+    [finding] = check_project(project).findings
+    assert finding.code == "unknown-param" and finding.severity == "error"
+    assert str(finding).startswith("params.yaml:4: error: train.rat (did you mean rate?) is not defined")
+
+
+def test_param_the_stage_does_not_list(project):
+    edit(project / "dvc.yaml", "      - train.rate\n", "")
+    [finding] = check_project(project).findings
+    assert finding.code == "param-not-tracked" and finding.path == "dvc.yaml" and finding.line == 6
+    assert "does not list train.rate" in finding.message and "DVC will not re-run it" in finding.message
+
+
+def test_listed_param_the_notebook_does_not_define(project):
+    edit(project / "dvc.yaml", "      - train.rate\n", "      - train.rate\n      - train.old\n")
+    edit(project / "params.yaml", "  rate: 0.5\n", "  rate: 0.5\n  old: 1\n")
+    assert sorted(codes(project)) == [("listed-param-undefined", "error"), ("unknown-param", "error")]
+
+
+def test_listed_param_missing_from_params_yaml(project):
+    edit(project / "params.yaml", "  rate: 0.5\n", "")
+    [finding] = check_project(project).findings
+    assert finding.code == "param-missing" and "dvc repro` fails" in finding.message
+
+
+def test_param_of_the_wrong_type(project):
+    edit(project / "params.yaml", "  rate: 0.5\n", "  rate: fast\n")
+    [finding] = check_project(project).findings
+    assert finding.code == "param-type" and "train.rate is 'fast' (str) but notebooks/train.py expects float" in finding.message
+
+
+def test_default_differs_is_a_warning(project):
+    edit(project / "params.yaml", "  n: 3\n", "  n: 4\n")
+    [finding] = check_project(project).findings
+    assert (finding.code, finding.severity, finding.line) == ("default-differs", "warning", 2)
+    assert "train.n is 4 but the parameters cell of notebooks/train.py sets n = 3" in finding.message
+
+
+def test_notebook_committed_with_outputs(project, tmp_path):
+    env = command_env(tmp_path)
+    write_notebook(project / "notebooks/explore.ipynb", ["x = 1"], outputs=True)
+    init_repo(project, env)
+    [finding] = check_project(project).findings
+    assert (finding.code, finding.path) == ("outputs-committed", "notebooks/explore.ipynb")
+    assert "outputs of 1 cell" in finding.message and "nbstripout --install" in finding.message
+    # what counts is what git holds: a stripped index entry is fine, even with outputs in the copy
+    write_notebook(project / "notebooks/explore.ipynb", ["x = 1"])
+    run(["git", "add", "notebooks/explore.ipynb"], project, env)
+    write_notebook(project / "notebooks/explore.ipynb", ["x = 1"], outputs=True)
+    assert codes(project) == []
+
+
+def test_stage_running_papermill_directly(project):
+    (project / "dvc.yaml").write_text(
+        "stages:\n  train:\n    cmd: papermill notebooks/train.ipynb out.ipynb -f params.yaml\n"
+        "    deps:\n      - notebooks/train.ipynb\n"
+    )
+    [finding] = check_project(project).findings
+    assert finding.code == "runs-notebook-directly" and finding.line == 3
+    assert "runs notebooks/train.ipynb with papermill directly" in finding.message
+
+
+def test_notebook_not_among_deps(project):
+    edit(project / "dvc.yaml", "    deps:\n      - notebooks/train.py\n", "    deps:\n      - data.csv\n")
+    [finding] = check_project(project).findings
+    assert finding.code == "notebook-not-dep" and "it is not among its deps" in finding.message
+
+
+def test_depending_on_the_ipynb_makes_saves_stale(project):
+    edit(project / "dvc.yaml", "      - notebooks/train.py\n", "      - notebooks/train.ipynb\n")
+    assert codes(project) == [("notebook-not-dep", "error"), ("stale-on-save", "warning")]
+    finding = check_project(project).findings[1]
+    assert "JupyterLab rewrites with new outputs on every save" in finding.message
+    assert "depend on its paired script notebooks/train.py" in finding.message
+
+
+def test_missing_notebook(project):
+    edit(project / "dvc.yaml", "cmd: nbops run notebooks/train.py", "cmd: nbops run notebooks/trian.py")
+    assert ("notebook-missing", "error") in codes(project)
+
+
+def test_paired_files_out_of_sync(project):
+    edit(project / "notebooks/train.py", "n * rate", "n * rate * 2")
+    [finding] = check_project(project).findings
+    assert finding.code == "pair-out-of-sync" and "jupytext --sync notebooks/train.ipynb" in finding.message
+
+
+def test_recorded_metrics_not_declared(project):
+    edit(project / "dvc.yaml", "    metrics:\n      - metrics/train.json\n", "")
+    [finding] = check_project(project).findings
+    assert finding.code == "undeclared-record" and "records metrics/train.json" in finding.message
+
+
+def test_cli_exit_codes_text_and_json(project, tmp_path):
+    env = command_env(tmp_path)
+    assert run(["nbops", "check"], project, env).returncode == 0
+    edit(project / "params.yaml", "  n: 3\n", "  n: 4\n")  # a warning only
+    result = run(["nbops", "check"], project, env)
+    assert result.stdout.startswith("params.yaml:2: warning: ")
+    assert result.stderr.strip() == "nbops check: 0 errors, 1 warning (1 stage)"
+    assert run(["nbops", "check", "--strict"], project, env, check=False).returncode == 1
+    edit(project / "params.yaml", "  rate: 0.5\n", "  rate: 0.5\n  typo: 1\n")
+    result = run(["nbops", "check", "--json"], project, env, check=False)
+    assert result.returncode == 1
+    data = json.loads(result.stdout)
+    assert data["errors"] == 1 and data["warnings"] == 1
+    assert {f["code"] for f in data["findings"]} == {"unknown-param", "default-differs"}
