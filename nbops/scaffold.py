@@ -198,4 +198,8 @@ def _install_output_filter(root: Path, notes: list[str]) -> None:
     if installed.returncode != 0:
         notes.append(f"`nbstripout --install` failed: {installed.stderr.strip() or installed.stdout.strip()}")
         return
+    # the same filter through nbops.nbstripout, which starts in 0.5 s instead of 2.5 s
+    command = f'"{Path(sys.executable).as_posix()}" -m nbops.nbstripout'
+    _run(["git", "config", "filter.nbstripout.clean", command], root)
+    _run(["git", "config", "diff.ipynb.textconv", f"{command} -t"], root)
     _run(["git", "config", "filter.nbstripout.extrakeys", STRIP_EXTRA_KEYS], root)
