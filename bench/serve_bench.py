@@ -12,14 +12,16 @@ pipeline's 300-tree random forest when models/failure-predictor.skops exists) it
   (d) `mlflow models serve --env-manager local` on the same model, when an mlflow executable is
       found (--mlflow PATH, or on PATH); skipped otherwise.
 
-Each server is started alone, timed from launch to its first 200 on the predict route, then
-loaded with single-row and 100-row requests, sequentially (one keep-alive connection) and from
-8 concurrent connections, by a small asyncio HTTP/1.1 client sending the same JSON body to all
-({"dataframe_records": [...]}, which all three accept). Resident memory is the server's process
+Each server is started alone, several times, and timed from launch to its first 200 on the
+predict route. Then all are started and loaded with single-row and 100-row requests,
+sequentially (one keep-alive connection) and from 8 concurrent connections, by a small asyncio
+HTTP/1.1 client sending the same JSON body to all ({"dataframe_records": [...]}, which all
+accept), in rounds that interleave the servers, so that other load on the machine falls on all
+of them alike; figures are medians over the rounds. Resident memory is the server's process
 tree's RSS after the load. Prints markdown tables; --write puts them in bench/README.md
 ("Serving" section; other sections are kept).
 
-    python bench/serve_bench.py [--mlflow /path/to/mlflow] [--seconds 6] [--launches 3] [--write]
+    python bench/serve_bench.py [--mlflow /path/to/mlflow] [--seconds 3] [--rounds 3] [--launches 5] [--write]
 """
 
 from __future__ import annotations
@@ -60,6 +62,8 @@ from fastapi import FastAPI, Request
 
 data = open(sys.argv[1], "rb").read()
 model = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
+if sys.argv[3:] == ["n_jobs=1"]:
+    model.set_params(**{k: 1 for k in model.get_params(deep=True) if k.endswith("n_jobs")})
 app = FastAPI()
 
 @app.post("/predict")
@@ -186,13 +190,19 @@ def in_process(package: Path, manifest: dict[str, Any], seconds: float) -> list[
             "JSON → validated DataFrame (runtime.frame)": lambda: ours.frame(loads(body), max_rows=10_000),
             "runtime request path (JSON → frame → predict → JSON)": request_path,
         }
-        if any(k.endswith("n_jobs") for k in raw.get_params(deep=True)):
-            jobs = {k: v for k, v in raw.get_params(deep=True).items() if k.endswith("n_jobs")}
-            cases[f"sklearn predict, n_jobs=1 (saved: {', '.join(map(str, jobs.values()))})"] = lambda: ours.model.predict(frame)
+        saved_jobs = _n_jobs(raw)
+        if saved_jobs:
+            cases[f"sklearn predict, n_jobs=1 (saved with n_jobs={saved_jobs})"] = lambda: ours.model.predict(frame)
         for label, fn in cases.items():
             latencies = time_calls(fn, seconds / 4)
             rows.append({"what": label, "rows": n, **summarise(latencies, sum(latencies))})
     return rows
+
+
+def _n_jobs(model: Any) -> str:
+    """The n_jobs the model was saved with, where it is set ('' when nowhere)."""
+    values = {str(v) for k, v in model.get_params(deep=True).items() if k.endswith("n_jobs") and v not in (None, 1)}
+    return ", ".join(sorted(values))
 
 
 # --- servers -----------------------------------------------------------------------------------
@@ -325,15 +335,34 @@ def summarise(latencies: list[float], wall: float) -> dict[str, float]:
     }
 
 
-def bench_server(launched: Launched, bodies: dict[int, bytes], seconds: float) -> list[dict[str, Any]]:
+def request_for(launched: Launched, body: bytes) -> bytes:
+    head = launched.request.split(b"\r\n\r\n", 1)[0]
+    return re.sub(rb"Content-Length: \d+", f"Content-Length: {len(body)}".encode(), head) + b"\r\n\r\n" + body
+
+
+def bench_servers(running: list[Launched], bodies: dict[int, bytes], seconds: float, rounds: int) -> list[dict[str, Any]]:
+    """Every scenario on every server, `rounds` times, servers interleaved (their order rotated
+    each round) so that load from elsewhere on the machine falls on all of them alike; the
+    figures are medians over the rounds."""
+    samples: dict[tuple[str, int, int], list[dict[str, float]]] = {}
+    for launched in running:
+        for body in bodies.values():
+            asyncio.run(load(launched.port, request_for(launched, body), 1, 1.0, 50))  # warm-up
+    for round_ in range(rounds):
+        order = running[round_ % len(running):] + running[: round_ % len(running)]
+        for rows, body in bodies.items():
+            for clients in (1, CONCURRENCY):
+                for launched in order:
+                    latencies, wall = asyncio.run(load(launched.port, request_for(launched, body), clients, seconds, 20000))
+                    samples.setdefault((launched.name, rows, clients), []).append(summarise(latencies, wall))
     results = []
-    for rows, body in bodies.items():
-        request = launched.request.split(b"\r\n\r\n", 1)[0]
-        request = re.sub(rb"Content-Length: \d+", f"Content-Length: {len(body)}".encode(), request) + b"\r\n\r\n" + body
-        asyncio.run(load(launched.port, request, 1, 1.0, 50))  # warm-up
-        for clients in (1, CONCURRENCY):
-            latencies, wall = asyncio.run(load(launched.port, request, clients, seconds, 20000))
-            results.append({"server": launched.name, "rows": rows, "clients": clients, **summarise(latencies, wall)})
+    for launched in running:
+        for rows in bodies:
+            for clients in (1, CONCURRENCY):
+                got = samples[(launched.name, rows, clients)]
+                results.append({"server": launched.name, "rows": rows, "clients": clients,
+                                **{key: statistics.median(s[key] for s in got) for key in ("p50", "p99", "rps")},
+                                "n": sum(s["n"] for s in got)})
     return results
 
 
@@ -347,8 +376,13 @@ def servers_for(package: Path, work: Path, mlflow: str | None) -> dict[str, Call
     ours_env = {**env, "PYTHONPATH": str(package.parent)}
     servers = {
         "minimal FastAPI": lambda port: ([sys.executable, str(minimal), str(package / "model.skops"), str(port)], "/predict", env),
-        "nbops runtime": lambda port: ([sys.executable, "-m", package.name, "serve", "--port", str(port)], "/predict", ours_env),
     }
+    if _n_jobs(runtime.PackagedModel.load(package).model):
+        # our server predicts with n_jobs=1; show the minimal app that way too, to compare servers, not n_jobs
+        servers["minimal FastAPI, n_jobs=1"] = lambda port: (
+            [sys.executable, str(minimal), str(package / "model.skops"), str(port), "n_jobs=1"], "/predict", env)
+    servers["nbops runtime"] = lambda port: (
+        [sys.executable, "-m", package.name, "serve", "--port", str(port)], "/predict", ours_env)
     if mlflow:
         mlflow_python = str(Path(mlflow).parent / "python")
         exported = work / f"mlflow-{package.name}"
@@ -361,28 +395,37 @@ def servers_for(package: Path, work: Path, mlflow: str | None) -> dict[str, Call
     return servers
 
 
-def run_model(label: str, package: Path, work: Path, mlflow: str | None, seconds: float, launches: int) -> dict[str, Any]:
+def run_model(label: str, package: Path, work: Path, mlflow: str | None, seconds: float, launches: int,
+              rounds: int) -> dict[str, Any]:
     manifest = json.loads((package / "manifest.json").read_text(encoding="utf-8"))
     bodies = {1: body_for(manifest, 1), 100: body_for(manifest, 100)}
     print(f"\n[{label}] in-process …", file=sys.stderr, flush=True)
     local = in_process(package, manifest, seconds)
     servers = servers_for(package, work, mlflow)
-    load_rows, started = [], {}
-    for name, command_for in servers.items():
-        first, rss = [], 0.0
-        for i in range(launches):
-            port = free_port()
-            command, path, env = command_for(port)
-            print(f"[{label}] {name}: launch {i + 1}/{launches} …", file=sys.stderr, flush=True)
-            launched = Launched(name, command, port, path, bodies[1], env, work / f"{name.replace(' ', '_')}.log")
-            try:
-                first.append(launched.first_200)
-                if i == 0:
-                    load_rows += bench_server(launched, bodies, seconds)
-                    rss = launched.rss_mb()
-            finally:
-                launched.stop()
-        started[name] = {"first_200": statistics.median(first), "first_all": first, "rss": rss}
+
+    def launch(name: str) -> Launched:
+        port = free_port()
+        command, path, env = servers[name](port)
+        return Launched(name, command, port, path, bodies[1], env, work / f"{name.replace(' ', '_')}.log")
+
+    first: dict[str, list[float]] = {name: [] for name in servers}
+    for i in range(launches):  # start-up, interleaved: one server at a time, stopped after its first 200
+        print(f"[{label}] launches {i + 1}/{launches} …", file=sys.stderr, flush=True)
+        for name in servers:
+            launched = launch(name)
+            launched.stop()
+            first[name].append(launched.first_200)
+    running: list[Launched] = []
+    try:
+        for name in servers:
+            running.append(launch(name))
+        print(f"[{label}] load: {rounds} rounds × 4 scenarios × {len(running)} servers × {seconds:g} s …", file=sys.stderr, flush=True)
+        load_rows = bench_servers(running, bodies, seconds, rounds)
+        rss = {launched.name: launched.rss_mb() for launched in running}
+    finally:
+        for launched in running:
+            launched.stop()
+    started = {name: {"first_200": statistics.median(first[name]), "first_all": first[name], "rss": rss[name]} for name in servers}
     return {"label": label, "estimator": manifest["estimator"], "in_process": local, "load": load_rows, "started": started}
 
 
@@ -409,7 +452,7 @@ def render(results: list[dict[str, Any]], mlflow_note: str, command: str) -> str
     out = [SECTION, "", f"`{command}` — {time.strftime('%Y-%m-%d')}, {machine()}; {mlflow_note}.", ""]
     out.append("Every server answers the same JSON body (`{\"dataframe_records\": [...]}`) with predictions and "
                "probabilities; one worker each; the load client runs on the same 2 cores. p50/p99 in ms, throughput "
-               "in requests/s.")
+               "in requests/s; medians over rounds that interleave the servers.")
     for result in results:
         out += ["", f"### {result['label']} (`{result['estimator']}`)", ""]
         out += ["| in-process | rows | p50 ms | p99 ms | calls/s |", "|---|---:|---:|---:|---:|"]
@@ -430,7 +473,28 @@ def render(results: list[dict[str, Any]], mlflow_note: str, command: str) -> str
             mine = ours[(row["rows"], row["clients"])]
             out.append(f"| vs {row['server']} | {row['rows']} | {row['clients']} | "
                        f"{mine['rps'] / row['rps']:.2f}× | {mine['p50'] / row['p50']:.2f}× |")
+        out += ["", "Goals: " + goals(result)]
     return "\n".join(out) + "\n"
+
+
+def goals(result: dict[str, Any]) -> str:
+    by = {(r["server"], r["rows"], r["clients"]): r for r in result["load"]}
+    ours = "nbops runtime"
+    checks = []
+    p50 = by[(ours, 1, 1)]["p50"]
+    checks.append(f"p50 single-row {p50:.1f} ms {'≤' if p50 <= 5 else '>'} 5 ms ({'met' if p50 <= 5 else 'missed'})")
+    for other in ("minimal FastAPI", "minimal FastAPI, n_jobs=1"):
+        if (other, 1, 1) in by:
+            ratios = [by[(ours, r, c)]["rps"] / by[(other, r, c)]["rps"] for r in (1, 100) for c in (1, CONCURRENCY)]
+            checks.append(f"throughput {min(ratios):.2f}–{max(ratios):.2f}× the {other} app's "
+                          f"({'met' if min(ratios) >= 1 else 'missed'} in {sum(x >= 1 for x in ratios)}/4 scenarios)")
+    if ("mlflow models serve", 1, 1) in by:
+        ratios = [by[(ours, r, c)]["rps"] / by[("mlflow models serve", r, c)]["rps"] for r in (1, 100) for c in (1, CONCURRENCY)]
+        checks.append(f"{min(ratios):.1f}–{max(ratios):.1f}× MLflow's throughput (≥ 3×: {'met' if min(ratios) >= 3 else 'missed'})")
+    started = result["started"][ours]
+    checks.append(f"first answer {started['first_200']:.2f} s ({'met' if started['first_200'] <= 2.5 else 'missed'}: ≤ 2.5 s)")
+    checks.append(f"{started['rss']:.0f} MB resident ({'met' if started['rss'] < 250 else 'missed'}: < 250 MB)")
+    return "; ".join(checks) + "."
 
 
 def write_readme(section: str) -> None:
@@ -450,8 +514,9 @@ def write_readme(section: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mlflow", help="an mlflow executable (in its own environment, with skops installed); default: mlflow on PATH")
-    parser.add_argument("--seconds", type=float, default=6.0, help="time per load scenario (default: %(default)s)")
-    parser.add_argument("--launches", type=int, default=3, help="launches per server for the start-up time")
+    parser.add_argument("--seconds", type=float, default=3.0, help="time per load scenario and round (default: %(default)s)")
+    parser.add_argument("--launches", type=int, default=5, help="launches per server for the start-up time (default: %(default)s)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds of the load scenarios (default: %(default)s)")
     parser.add_argument("--no-example", action="store_true", help="skip the example pipeline's model")
     parser.add_argument("--write", action="store_true", help=f"write the tables into {README.relative_to(REPO)}")
     args = parser.parse_args()
@@ -474,7 +539,7 @@ def main() -> None:
         results = []
         for label, skops, manifest, name in models:
             package = make_package(skops, manifest, site, name)
-            results.append(run_model(label, package, work, mlflow, args.seconds, args.launches))
+            results.append(run_model(label, package, work, mlflow, args.seconds, args.launches, args.rounds))
         command = "python bench/serve_bench.py " + " ".join(a for a in sys.argv[1:])
         section = render(results, mlflow_note, command.strip())
         print(section)

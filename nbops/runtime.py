@@ -191,15 +191,21 @@ class PackagedModel:
         if not specs:
             raise PackageError(f"{self._where()}: the manifest has no input signature (signature.columns)")
         nullable = _columns_with_nulls(self.manifest.get("sample_input"))
-        self._columns = [
-            _Column(str(c["name"]), str(c.get("dtype", "float64")), bool(c.get("nullable")) or str(c["name"]) in nullable)
-            for c in specs
-        ]
+        try:
+            self._columns = [
+                _Column(str(c["name"]), str(c.get("dtype", "float64")), bool(c.get("nullable")) or str(c["name"]) in nullable)
+                for c in specs
+            ]
+        except (KeyError, TypeError, AttributeError):
+            raise PackageError(f"{self._where()}: signature.columns must be a list of {{\"name\", \"dtype\"}} objects") from None
         self.columns: list[str] = [c.name for c in self._columns]
         self._names = frozenset(self.columns)
         if len(self._names) != len(self.columns):
             raise PackageError(f"{self._where()}: the signature names a column twice")
-        self.classes: list[Any] = list(self.manifest.get("classes") or [])
+        classes = self.manifest.get("classes")
+        if classes is None and hasattr(model, "classes_"):
+            classes = model.classes_.tolist()
+        self.classes: list[Any] = list(classes or [])
         self._one_pass = False  # predict derived from predict_proba; enabled by warmup() after a check
         self._warm = False
 
@@ -554,7 +560,7 @@ class PackagedModel:
         X = self._model_input(frame)
         predictions = self.model.predict(X)
         expected = self.manifest.get("sample_predictions")
-        if expected is not None and predictions.tolist() != expected:
+        if expected is not None and not _same_predictions(predictions, expected):
             raise PackageError(
                 f"{self._where()}: the model does not predict its recorded sample predictions in this environment "
                 f"(built with {_versions_text(self.manifest)}); reinstall the package's pinned requirements"
@@ -568,6 +574,21 @@ class PackagedModel:
             if classes.take(np.argmax(self.model.predict_proba(X), axis=1), axis=0).tolist() == predictions.tolist():
                 self._final_classes, self._one_pass = classes, True
         self._warm = True
+
+
+def _same_predictions(predictions: Any, expected: list[Any]) -> bool:
+    """Labels must be equal; real-valued predictions may differ in the last bits (another CPU's
+    BLAS kernels sum in another order), not more."""
+    import numpy as np
+
+    if predictions.tolist() == expected:
+        return True
+    if predictions.dtype.kind != "f":
+        return False
+    try:
+        return bool(np.allclose(predictions, np.asarray(expected, dtype=np.float64), rtol=1e-9, atol=1e-12, equal_nan=True))
+    except (TypeError, ValueError):
+        return False
 
 
 def _columns_with_nulls(sample: Any) -> set[str]:

@@ -496,3 +496,24 @@ def test_bearer_token_is_required_when_set(package, manifest, tmp_path):
     finally:
         secured.client.close()
         secured.stop()
+
+
+def test_app_without_orjson_uses_the_stdlib_and_answers_the_same(model, manifest, monkeypatch):
+    """The ASGI app itself (no server), with orjson made unimportable: json's fallback path."""
+    import asyncio
+
+    async def call(app, method, path, body=b""):
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://runtime") as client:
+            return await client.request(method, path, content=body)
+
+    fast = asyncio.run(call(runtime.create_app(model), "POST", "/predict", json.dumps(records(manifest)).encode()))
+    monkeypatch.setitem(sys.modules, "orjson", None)
+    app = runtime.create_app(model)
+    slow = asyncio.run(call(app, "POST", "/predict", json.dumps(records(manifest)).encode()))
+    assert slow.status_code == fast.status_code == 200
+    slow_answer, fast_answer = slow.json(), fast.json()
+    assert_same_probabilities(slow_answer.pop("probabilities"), fast_answer.pop("probabilities"))
+    assert slow_answer == fast_answer
+    refused = asyncio.run(call(app, "POST", "/predict", b'[{"Torque [Nm]": NaN}]'))
+    assert refused.status_code == 400 and "NaN is not valid JSON" in refused.json()["error"]
