@@ -448,8 +448,13 @@ def machine() -> str:
             + ", ".join(versions))
 
 
-def render(results: list[dict[str, Any]], mlflow_note: str, command: str) -> str:
-    out = [SECTION, "", f"`{command}` — {time.strftime('%Y-%m-%d')}, {machine()}; {mlflow_note}.", ""]
+def load_average() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def render(results: list[dict[str, Any]], mlflow_note: str, command: str, loads: tuple[str, str]) -> str:
+    out = [SECTION, "", f"`{command}` — {time.strftime('%Y-%m-%d')}, {machine()}; {mlflow_note}. "
+           f"Load average (1/5/15 min) before the run {loads[0]}, after {loads[1]}: the machine is shared.", ""]
     out.append("Every server answers the same JSON body (`{\"dataframe_records\": [...]}`) with predictions and "
                "probabilities; one worker each; the load client runs on the same 2 cores. p50/p99 in ms, throughput "
                "in requests/s; medians over rounds that interleave the servers.")
@@ -530,6 +535,7 @@ def main() -> None:
     else:
         mlflow_note = "MLflow not installed: (d) skipped"
         print("mlflow not found: skipping `mlflow models serve` (pass --mlflow PATH)", file=sys.stderr)
+    load_before = load_average()
     work = Path(tempfile.mkdtemp(prefix="nbops-serve-bench-"))
     try:
         site = work / "site"
@@ -541,7 +547,7 @@ def main() -> None:
             package = make_package(skops, manifest, site, name)
             results.append(run_model(label, package, work, mlflow, args.seconds, args.launches, args.rounds))
         command = "python bench/serve_bench.py " + " ".join(a for a in sys.argv[1:])
-        section = render(results, mlflow_note, command.strip())
+        section = render(results, mlflow_note, command.strip(), (load_before, load_average()))
         print(section)
         if args.write:
             write_readme(section)

@@ -330,6 +330,17 @@ def test_main_serve_reports_a_busy_port_in_one_line(package, capsys):
     assert err.startswith(f"error: cannot listen on 127.0.0.1:{port}") and "\n" not in err
 
 
+def test_serve_predicts_in_one_thread(package):
+    served = PackagedModel.load(package)
+    assert served.model.get_params()["randomforestclassifier__n_jobs"] == 2
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        with pytest.raises(OSError, match="cannot listen on"):
+            runtime.serve(served, port=busy.getsockname()[1])
+    assert served.model.get_params()["randomforestclassifier__n_jobs"] == 1
+
+
 def _installed_copy(package: Path, where: Path) -> Path:
     """What a generated package holds: <pkg>/_runtime.py (verbatim), __main__.py, the package files."""
     pkg = where / "fp_model"
