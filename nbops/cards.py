@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import html
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -66,11 +68,9 @@ def summary_html(manifest: dict[str, Any]) -> str:
     )
 
 
-def model_card(manifest: dict[str, Any], report: Path | None) -> str:
-    """A standalone page: the manifest's summary on top of the evaluation report."""
-    body = ""
-    if report is not None and report.exists():
-        body = "<h2>Evaluation report</h2>" + _notebook_html(report)
+def model_card(manifest: dict[str, Any], report_html: str | None) -> str:
+    """A standalone page: the manifest's summary on top of the evaluation report's HTML."""
+    body = f"<h2>Evaluation report</h2>{report_html}" if report_html else ""
     title = f"{manifest.get('name')} {manifest.get('version', '')} — model card"
     return (
         f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>{_STYLE}</head>"
@@ -78,7 +78,8 @@ def model_card(manifest: dict[str, Any], report: Path | None) -> str:
     )
 
 
-def _notebook_html(report: Path) -> str:
+def notebook_html(report: Path) -> str:
+    """The body of an executed notebook as HTML (nbconvert's basic template, no prompts)."""
     import nbformat
     from nbconvert import HTMLExporter
 
@@ -86,6 +87,24 @@ def _notebook_html(report: Path) -> str:
     exporter = HTMLExporter(template_name="basic", exclude_input_prompt=True, exclude_output_prompt=True)
     body, _ = exporter.from_notebook_node(nb)
     return body
+
+
+def start_notebook_html(report: Path) -> subprocess.Popen[str]:
+    """Render `report` in a subprocess (nbconvert's import and rendering take about a second,
+    which then overlaps the caller's work); read the HTML from its stdout."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "nbops.cards", str(report)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def finish_notebook_html(process: subprocess.Popen[str] | None) -> str | None:
+    if process is None:
+        return None
+    out, err = process.communicate()
+    if process.returncode != 0:
+        lines = err.strip().splitlines() or ["no output"]
+        return f"<p class='fail'>the report could not be rendered: {_e(lines[-1])}</p>"
+    return out
 
 
 def promotion_card(result: Any) -> str:
@@ -112,3 +131,10 @@ def promotion_card(result: Any) -> str:
         + (f"<h3>Notes</h3><ul>{notes}</ul>" if notes else "")
         + "</div>"
     )
+
+
+if __name__ == "__main__":
+    from .cli import skip_slow_optional_imports
+
+    skip_slow_optional_imports()
+    sys.stdout.write(notebook_html(Path(sys.argv[1])))

@@ -1,9 +1,10 @@
 """Promotion gates: what a model must prove before it becomes a package version.
 
 A gate is a function of a `Candidate` returning failure messages (one line each, naming the
-file, stage or metric and the next command). Gates of phase "pipeline" judge the pipeline run
-that produced the model; gates of phase "package" judge the package built from it. Every gate
-runs and every failure is reported together. Add your own with `register_gate`.
+file, stage or metric and the next command). Gates of phase "pipeline" run first, on files
+alone; gates of phase "package" run once the package is built (parity, champion/challenger,
+and `dvc status`, which runs in a subprocess meanwhile). Every gate runs and every failure is
+reported together. Add your own with `register_gate`.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import json
 import operator
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -42,6 +44,7 @@ class Candidate:
     config: dict[str, Any]  # params.yaml `promote:` section
     git: GitState | None
     force_reason: str | None = None
+    status_process: subprocess.Popen[str] | None = None  # `dvc status`, started early
     package_dir: Path | None = None
     champion: dict[str, Any] | None = None  # manifest of the version now in the target stage
     notes: list[str] = field(default_factory=list)
@@ -177,14 +180,6 @@ def freshness_gate(c: Candidate) -> list[str]:
             failures.append(f"{path}: dvc.lock has no hash for it; stage '{stage}' has not run under DVC — run `dvc repro`")
         elif (c.root / path).exists() and md5_file(c.root / path) != entry["md5"]:
             failures.append(f"{path}: differs from the version dvc.lock records for stage '{stage}' — run `dvc repro`")
-    try:
-        stale = stale_stages(c.root, c.involved)
-    except Exception as exc:  # noqa: BLE001 - DVC's own errors vary; the user needs its message
-        failures.append(f"dvc status failed: {exc}")
-        stale = {}
-    for stage, changes in stale.items():
-        shown = "; ".join(changes[:3]) + (" …" if len(changes) > 3 else "")
-        failures.append(f"stage '{stage}' is not up to date ({shown}) — run `dvc repro`")
     return failures
 
 
@@ -217,7 +212,7 @@ def parity_gate(c: Candidate) -> list[str]:
     if c.package_dir is None:
         return ["parity: no package was built"]
     try:
-        model = runtime.PackagedModel.load(c.package_dir)
+        model = runtime.PackagedModel.load(c.package_dir, n_jobs=1)  # one thread: bitwise-stable sums
         sample = manifest["sample_input"]
         frame = model.frame({"dataframe_split": sample})
         predicted = _plain(model.predict(frame))
@@ -263,4 +258,21 @@ def champion_gate(c: Candidate) -> list[str]:
         return []
     if failures:
         failures[-1] += " (set promote.tolerance in params.yaml, or --force REASON to promote anyway)"
+    return failures
+
+
+@register_gate("up-to-date", phase="package")
+def up_to_date_gate(c: Candidate) -> list[str]:
+    """`dvc status` of the stages the model depends on; it runs in a subprocess started before
+    the package was built, so it is collected with the package gates."""
+    from .pipeline import start_status
+
+    try:
+        stale = stale_stages(c.status_process or start_status(c.root, c.involved))
+    except Exception as exc:  # noqa: BLE001 - DVC's own errors vary; the user needs its message
+        return [str(exc)]
+    failures = []
+    for stage, changes in stale.items():
+        shown = "; ".join(changes[:3]) + (" …" if len(changes) > 3 else "")
+        failures.append(f"stage '{stage}' is not up to date ({shown}) — run `dvc repro`")
     return failures

@@ -9,12 +9,13 @@ unchanged model keeps its sha256 and `dvc repro` does not churn.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import re
 import zipfile
-from typing import Any
+from typing import Any, Iterator
 
 from . import runtime
 from ._io import sha256_bytes
@@ -101,6 +102,25 @@ def load_file(path: str | os.PathLike[str], sha256: str | None = None) -> Any:
             "(the file was changed after it was recorded; re-create it with `dvc repro`)"
         )
     return loads(data, str(path))
+
+
+@contextlib.contextmanager
+def single_threaded(model: Any) -> Iterator[Any]:
+    """Predict with n_jobs=1 on every estimator that has it, restoring the settings after.
+
+    A forest with n_jobs > 1 sums its trees' probabilities in thread-completion order, so the
+    last bits of a probability vary from call to call; one thread gives the same bits every
+    time, which is what a parity check between notebook and package needs.
+    """
+    get_params = getattr(model, "get_params", None)
+    saved = {k: v for k, v in get_params(deep=True).items() if k == "n_jobs" or k.endswith("__n_jobs")} if get_params else {}
+    if saved:
+        model.set_params(**{key: 1 for key in saved})
+    try:
+        yield model
+    finally:
+        if saved:
+            model.set_params(**saved)
 
 
 # --- signatures and JSON-safe samples ------------------------------------------------------

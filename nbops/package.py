@@ -30,6 +30,8 @@ from ._io import dump_json, sha256_file
 MODEL_FILE = "model.skops"
 #: Distributions a package needs to predict (pinned to the versions that trained the model).
 PREDICT_DISTRIBUTIONS = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
+#: The server the runtime runs on: uvicorn, its fast parser and loop, and the JSON codec.
+SERVER_DISTRIBUTIONS = ("uvicorn", "httptools", "uvloop", "orjson")
 
 
 def import_name(name: str) -> str:
@@ -41,14 +43,12 @@ def import_name(name: str) -> str:
 def requirements(model_versions: dict[str, str]) -> list[str]:
     """Pins: the predicting libraries at the versions that trained the model, the server's at
     the versions installed here."""
-    from . import runtime
-
     pins = []
     for dist in PREDICT_DISTRIBUTIONS:
         pinned = model_versions.get(dist) or _installed(dist)
         if pinned:
             pins.append(f"{dist}=={pinned}")
-    for dist in getattr(runtime, "SERVER_DISTRIBUTIONS", ("fastapi", "uvicorn")):
+    for dist in SERVER_DISTRIBUTIONS:
         pinned = _installed(dist)
         if pinned:
             pins.append(f"{dist}=={pinned}")
@@ -62,7 +62,7 @@ def _installed(dist: str) -> str | None:
         return None
 
 
-def build(dest: Path, manifest: dict[str, Any], model_file: Path, card_report: Path | None) -> dict[str, Any]:
+def build(dest: Path, manifest: dict[str, Any], model_file: Path) -> dict[str, Any]:
     """Write the package for `manifest` (name, version…) into the empty folder `dest`.
 
     Returns the manifest as written (with `model_file`, `sha256`, `requirements`, `wheel`).
@@ -86,10 +86,14 @@ def build(dest: Path, manifest: dict[str, Any], model_file: Path, card_report: P
         (dest / "manifest.json").write_text(dump_json(manifest), encoding="utf-8")
     (dest / "Dockerfile").write_text(_dockerfile(manifest), encoding="utf-8")
     _write_mlflow(dest, manifest)
+    return manifest
+
+
+def write_card(dest: Path, manifest: dict[str, Any], report_html: str | None) -> None:
+    """card.html: the manifest's summary over the evaluation report (rendered by nbconvert)."""
     from .cards import model_card
 
-    (dest / "card.html").write_text(model_card(manifest, card_report), encoding="utf-8")
-    return manifest
+    (dest / "card.html").write_text(model_card(manifest, report_html), encoding="utf-8")
 
 
 # --- the wheel -------------------------------------------------------------------------------
@@ -138,9 +142,14 @@ NAME = "{manifest["name"]}"
 _HERE = _Path(__file__).resolve().parent
 
 
-def load() -> "_runtime.PackagedModel":
-    """The packaged model; its file's sha256 is checked against the manifest on every load."""
-    return _runtime.PackagedModel.load(_HERE)
+def load(n_jobs: int | None = 1) -> "_runtime.PackagedModel":
+    """The packaged model; its file's sha256 is checked against the manifest on every load.
+
+    Estimators predict in one thread by default, which gives bit for bit the probabilities the
+    notebook recorded (a forest's threads sum in varying order); n_jobs=None keeps the model's
+    own setting, e.g. for large batches.
+    """
+    return _runtime.PackagedModel.load(_HERE, n_jobs=n_jobs)
 
 
 def manifest() -> dict:

@@ -24,6 +24,7 @@ from typing import Any
 from . import gates as gates_mod
 from . import pipeline, project
 from ._io import sha256_file
+from .cards import finish_notebook_html, start_notebook_html
 from .exceptions import PromotionError, RegistryError
 from .params import load_yaml
 from .record import read_records
@@ -107,14 +108,32 @@ def promote(
     if not isinstance(config, dict):
         raise PromotionError("params.yaml: the `promote:` section must be a mapping (thresholds:, tolerance:, registry:)")
     candidate = gather(root_path, name, to, config, force)
+    # DVC's status and the card's rendering run in subprocesses while the gates load the model.
+    candidate.status_process = pipeline.start_status(root_path, candidate.involved)
+    card_report = _card_report(candidate)
+    html_process = start_notebook_html(card_report) if card_report and card_report.exists() else None
+    try:
+        return _promote(candidate, reg_root=registry or default_root(root_path, config), html_process=html_process,
+                        dry_run=dry_run, git_tag=git_tag, bump=bump)
+    finally:
+        for process in (candidate.status_process, html_process):
+            if process is not None and process.poll() is None:
+                process.kill()
+                process.wait()
+
+
+def _promote(
+    candidate: gates_mod.Candidate, *, reg_root: str, html_process: Any, dry_run: bool, git_tag: bool, bump: str,
+) -> PromotionResult:
+    name = candidate.name
     results = gates_mod.run_gates(candidate, "pipeline")
 
-    reg = Registry(registry or default_root(root_path, config))
+    reg = Registry(reg_root)
     if dry_run:
         build_dir = Path(tempfile.mkdtemp(prefix="nbops-dry-run-"))
         try:
             version = reg.next_version(name, bump)
-            return _finish(candidate, reg, results, version, build_dir, dry_run=True, git_tag=False)
+            return _finish(candidate, reg, results, version, build_dir, html_process, dry_run=True, git_tag=False)
         finally:
             shutil.rmtree(build_dir, ignore_errors=True)
     with reg.lock(name):
@@ -122,27 +141,30 @@ def promote(
         version = reg.next_version(name, bump)
         build_dir = reg.build_dir(name)
         try:
-            return _finish(candidate, reg, results, version, build_dir, dry_run=False, git_tag=git_tag)
+            return _finish(candidate, reg, results, version, build_dir, html_process, dry_run=False, git_tag=git_tag)
         finally:
             shutil.rmtree(build_dir, ignore_errors=True)  # gone after publish's rename; removed on failure
 
 
 def _finish(
     candidate: gates_mod.Candidate, reg: Registry, results: list[gates_mod.GateResult], version: str,
-    build_dir: Path, *, dry_run: bool, git_tag: bool,
+    build_dir: Path, html_process: Any, *, dry_run: bool, git_tag: bool,
 ) -> PromotionResult:
+    from . import package
+
     name = candidate.name
     champion_version = reg.stages(name).get(candidate.target)
     candidate.champion = reg.manifest(name, champion_version) if champion_version else None
     manifest = package_manifest(candidate, version)
+    if candidate.force_reason and candidate.champion is not None:
+        manifest["lineage"]["forced"] = candidate.force_reason
     model_file = candidate.root / candidate.model_record["path"]
     if model_file.exists() and candidate.model_manifest is not None:
-        from . import package
-
-        card_report = _card_report(candidate)
-        manifest = package.build(build_dir, manifest, model_file, card_report)
+        manifest = package.build(build_dir, manifest, model_file)
         candidate.package_dir = build_dir
     results = results + gates_mod.run_gates(candidate, "package")
+    if candidate.package_dir is not None:
+        package.write_card(build_dir, manifest, finish_notebook_html(html_process))
     result = PromotionResult(
         name, candidate.target, version, dry_run, results, candidate.metrics,
         registry=reg.root, notes=list(candidate.notes),
@@ -154,9 +176,6 @@ def _finish(
         raise error
     if dry_run:
         return result
-    if candidate.force_reason and candidate.champion is not None:
-        manifest["lineage"]["forced"] = candidate.force_reason
-        (build_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
     result.path = reg.publish(name, version, build_dir)
     result.wheel = f"{result.path}/{manifest['wheel']}"
     reg.assign(name, version, candidate.target, action="promote", reason=candidate.force_reason)

@@ -273,16 +273,18 @@ def save_model(model: Any, name: str, *, sample_input: Any, description: str = "
         raise RecordError(f"save_model('{name}'): {type(model).__name__} has no predict(); pass a fitted estimator")
     try:
         signature = modelio.infer_signature(sample_input)
-        predictions = model.predict(sample_input)
-        probabilities = model.predict_proba(sample_input) if hasattr(model, "predict_proba") else None
+        with modelio.single_threaded(model):
+            predictions = model.predict(sample_input)
+            probabilities = model.predict_proba(sample_input) if hasattr(model, "predict_proba") else None
     except Exception as exc:  # noqa: BLE001 - the user's model raised: say so in their terms
         raise RecordError(f"save_model('{name}'): the model could not predict its sample_input: {type(exc).__name__}: {exc}") from exc
 
     data = modelio.dumps(model)
     types = modelio.untrusted_types(data)
     modelio.check_trusted(types, f"save_model('{name}')")
-    reloaded = modelio.loads(data, f"save_model('{name}')")
-    if modelio.to_jsonable(reloaded.predict(sample_input)) != modelio.to_jsonable(predictions):
+    with modelio.single_threaded(modelio.loads(data, f"save_model('{name}')")) as reloaded:
+        replayed = reloaded.predict(sample_input)
+    if modelio.to_jsonable(replayed) != modelio.to_jsonable(predictions):
         raise RecordError(f"save_model('{name}'): the model predicts differently after a skops round trip; it cannot be saved faithfully")
 
     stage = current_stage()

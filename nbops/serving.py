@@ -45,4 +45,4 @@ def predict_csv(ref: str, input_path: str, output_path: str | None, *, registry:
     try:
         runtime.predict_csv(model, input_path, output_path)
     except (runtime.InputError, runtime.PackageError) as exc:
-        raise ServeError(f"{input_path}: {exc}") from None
+        raise ServeError(str(exc)) from None
