@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import time
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,34 @@ def test_exp_run_with_set_param(pipeline):
     assert "n_estimators = 25" in (project / "reports/train.ipynb").read_text()
     shown = run(["dvc", "exp", "show", "--json"], project, env).stdout
     assert "n_estimators" in shown
+
+
+def test_queued_sweep_runs_on_two_workers_and_exp_show_lists_it(pipeline):
+    """The README's sweep: DVC's own queue, each experiment in a temporary copy of the repo."""
+    project, env, _ = pipeline
+    # the copies are made from git: commit what the workspace holds (earlier tests changed it)
+    run(["git", "add", "-A"], project, env)
+    run(["git", "commit", "-q", "--allow-empty", "-m", "before the sweep"], project, env)
+    queued = run(["dvc", "exp", "run", "--queue", "-S", "train.n_estimators=10,20"], project, env)
+    assert queued.stdout.count("Queued experiment") == 2
+    run(["dvc", "queue", "start", "-j", "2"], project, env)
+    deadline = time.monotonic() + 300
+    while True:
+        status = run(["dvc", "queue", "status"], project, env).stdout
+        if not re.search(r"\b(Queued|Running)\b", status) or time.monotonic() > deadline:
+            break
+        time.sleep(3)  # each `dvc queue status` costs a second of CPU the workers need
+    assert status.count("Success") == 2, status
+    shown = json.loads(run(["dvc", "exp", "show", "--json"], project, env).stdout)
+    experiments = [
+        exp["revs"][0]["data"] for commit in shown for exp in (commit.get("experiments") or [])
+    ]
+    found = {e["params"]["params.yaml"]["data"]["train"]["n_estimators"]: e["metrics"] for e in experiments}
+    assert set(found) == {10, 20}
+    for metrics in found.values():
+        assert metrics["metrics/evaluate.json"]["data"]["roc_auc"] > 0.8
+    table = run(["dvc", "exp", "show", "--no-pager", "--md"], project, env).stdout
+    assert table.count("Success") == 2
 
 
 @pytest.mark.skipif(real_data_csv() is None, reason="the AI4I 2020 CSV (../shared/data/ai4i2020.csv) is not here")
