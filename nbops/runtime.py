@@ -206,7 +206,10 @@ class PackagedModel:
         if classes is None and hasattr(model, "classes_"):
             classes = model.classes_.tolist()
         self.classes: list[Any] = list(classes or [])
-        self._one_pass = False  # predict derived from predict_proba; enabled by warmup() after a check
+        # Shortcuts of predict_frame, enabled by warmup() once proven identical on the sample input.
+        self._one_pass = False  # predictions taken from predict_proba (forests)
+        self._transforms: list[Any] | None = None  # a pipeline's transformers, run once for both answers
+        self._final: Any = None
         self._warm = False
 
     def __repr__(self) -> str:
@@ -279,6 +282,8 @@ class PackagedModel:
 
         if isinstance(payload, pd.DataFrame):
             return self._from_dataframe(payload, max_rows)
+        if max_rows is not None and _rows_hint(payload) > max_rows:  # refuse before walking the rows
+            raise InputError(f"batch of {_rows_hint(payload)} rows is over the limit of {max_rows} rows; send smaller batches", 413)
         columns, n = self._column_values(payload)
         if n == 0:
             raise InputError("empty batch: no rows to predict")
@@ -535,27 +540,39 @@ class PackagedModel:
         return hasattr(self.model, "predict_proba")
 
     def predict_frame(self, frame: Any) -> tuple[Any, Any]:
-        """(predictions, probabilities or None) for an already validated frame (see `frame`)."""
+        """(predictions, probabilities or None) for an already validated frame (see `frame`).
+
+        After `warmup` has proven them identical on the sample input, two shortcuts apply: a
+        pipeline's transformers run once for both answers, and for a forest the predictions are
+        taken from the probabilities, as the forest's own `predict` does."""
         X = self._model_input(frame)
         if not self.has_proba:
             return self.model.predict(X), None
-        probabilities = self.model.predict_proba(X)
+        if self._transforms is None:
+            head, final = X, self.model
+        else:
+            head, final = X, self._final
+            for step in self._transforms:
+                head = step.transform(head)
+        probabilities = final.predict_proba(head)
         if self._one_pass:
             import numpy as np
 
             return self._final_classes.take(np.argmax(probabilities, axis=1), axis=0), probabilities
-        return self.model.predict(X), probabilities
+        return final.predict(head), probabilities
 
     def warmup(self) -> None:
         """Predict the manifest's sample input once: imports what prediction imports lazily, checks
         that the model still predicts the recorded sample predictions (PackageError otherwise), and
-        enables one-pass prediction for forests where that is proven identical."""
+        enables the shortcuts of `predict_frame` where they give bit-identical answers."""
         if self._warm:
             return
         sample = self.manifest.get("sample_input")
         if not sample or not sample.get("data"):
             self._warm = True
             return
+        import numpy as np
+
         frame = self.frame(dict(zip(sample["columns"], zip(*sample["data"]))))
         X = self._model_input(frame)
         predictions = self.model.predict(X)
@@ -565,15 +582,30 @@ class PackagedModel:
                 f"{self._where()}: the model does not predict its recorded sample predictions in this environment "
                 f"(built with {_versions_text(self.manifest)}); reinstall the package's pinned requirements"
             )
-        final = self.model.steps[-1][1] if hasattr(self.model, "steps") else self.model
-        kind = f"{type(final).__module__}.{type(final).__qualname__}"
-        if kind in _PREDICT_IS_ARGMAX_PROBA and getattr(final, "n_outputs_", 1) == 1 and self.has_proba:
-            import numpy as np
-
-            classes = final.classes_
-            if classes.take(np.argmax(self.model.predict_proba(X), axis=1), axis=0).tolist() == predictions.tolist():
-                self._final_classes, self._one_pass = classes, True
         self._warm = True
+        if not self.has_proba:
+            return
+        probabilities = self.model.predict_proba(X)
+        final = self.model
+        if _qualname(self.model) == "sklearn.pipeline.Pipeline":
+            final = self.model.steps[-1][1]
+            transforms = [step for _, step in self.model.steps[:-1] if step is not None and not isinstance(step, str)]
+            if all(step == "passthrough" or step is None or hasattr(step, "transform") for _, step in self.model.steps[:-1]):
+                self._transforms, self._final = transforms, final
+        if _qualname(final) in _PREDICT_IS_ARGMAX_PROBA and getattr(final, "n_outputs_", 1) == 1:
+            self._final_classes, self._one_pass = final.classes_, True
+        try:
+            shortcut_predictions, shortcut_probabilities = self.predict_frame(frame)
+            same = (np.array_equal(shortcut_predictions, predictions)
+                    and np.array_equal(shortcut_probabilities, probabilities, equal_nan=True))
+        except Exception:  # noqa: BLE001 - a shortcut that fails is not taken
+            same = False
+        if not same:
+            self._transforms, self._one_pass = None, False
+
+
+def _qualname(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
 
 
 def _same_predictions(predictions: Any, expected: list[Any]) -> bool:
