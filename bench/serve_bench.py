@@ -163,7 +163,7 @@ def time_calls(fn: Callable[[], Any], seconds: float, max_calls: int = 20000) ->
     return latencies
 
 
-def in_process(package: Path, manifest: dict[str, Any], seconds: float) -> list[dict[str, Any]]:
+def in_process(package: Path, manifest: dict[str, Any], seconds: float, rounds: int) -> list[dict[str, Any]]:
     import pandas as pd
     import skops.io as sio
 
@@ -180,7 +180,7 @@ def in_process(package: Path, manifest: dict[str, Any], seconds: float) -> list[
         def request_path() -> bytes:
             validated = ours.frame(loads(body), max_rows=10_000)
             predictions, probabilities = ours.predict_frame(validated)
-            return dumps({"predictions": runtime._array_json(predictions, numpy_native),
+            return dumps({"predictions": runtime._array_json(predictions, numpy_native),  # noqa: B023
                           "probabilities": runtime._array_json(probabilities, numpy_native)})
 
         cases = {
@@ -193,9 +193,13 @@ def in_process(package: Path, manifest: dict[str, Any], seconds: float) -> list[
         saved_jobs = _n_jobs(raw)
         if saved_jobs:
             cases[f"sklearn predict, n_jobs=1 (saved with n_jobs={saved_jobs})"] = lambda: ours.model.predict(frame)
-        for label, fn in cases.items():
-            latencies = time_calls(fn, seconds / 4)
-            rows.append({"what": label, "rows": n, **summarise(latencies, sum(latencies))})
+        samples: dict[str, list[dict[str, float]]] = {label: [] for label in cases}
+        for _ in range(rounds):  # cases interleaved, medians over the rounds (as for the servers)
+            for label, fn in cases.items():
+                latencies = time_calls(fn, seconds / 4)
+                samples[label].append(summarise(latencies, sum(latencies)))
+        for label, got in samples.items():
+            rows.append({"what": label, "rows": n, **{k: statistics.median(s[k] for s in got) for k in ("p50", "p99", "rps")}})
     return rows
 
 
@@ -400,7 +404,7 @@ def run_model(label: str, package: Path, work: Path, mlflow: str | None, seconds
     manifest = json.loads((package / "manifest.json").read_text(encoding="utf-8"))
     bodies = {1: body_for(manifest, 1), 100: body_for(manifest, 100)}
     print(f"\n[{label}] in-process …", file=sys.stderr, flush=True)
-    local = in_process(package, manifest, seconds)
+    local = in_process(package, manifest, seconds, rounds)
     servers = servers_for(package, work, mlflow)
 
     def launch(name: str) -> Launched:
