@@ -50,7 +50,8 @@ def current_stage() -> str:
         return stage
     # jupyter_server tells the kernel which notebook it serves; VS Code has its own variable.
     session = os.environ.get("JPY_SESSION_NAME") or _user_ns_get("__vsc_ipynb_file__") or _user_ns_get("__session__")
-    if session and str(session).endswith(".ipynb"):
+    # A paired percent script opened as a notebook (jupytext) records as its .ipynb would.
+    if session and Path(str(session)).suffix in (".ipynb", ".py"):
         return Path(str(session)).stem
     return "notebook"
 

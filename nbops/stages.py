@@ -241,8 +241,7 @@ def parse_run_cmd(cmd: Any) -> tuple[str, str] | None:
     except ValueError:
         return None
     for i, word in enumerate(words[:-1]):
-        is_nbops = word == "nbops" or word.endswith("/nbops") or (word == "nbops" and i > 1 and words[i - 1] == "-m")
-        if is_nbops and words[i + 1] == "run":
+        if (word == "nbops" or word.endswith("/nbops")) and words[i + 1] == "run":  # also `python -m nbops run`
             rest = words[i + 2 :]
             notebook, section = None, None
             j = 0
@@ -634,13 +633,10 @@ def _write_child(
         lines[start:stop] = block
         return "\n".join(lines) + "\n", False
     if spans:
-        last_start, last_stop = list(spans.values())[-1]
-        if blank_line_before is None:
-            first_gap = list(spans.values())
-            blank_line_before = len(first_gap) < 2 or any(
-                not line.strip() for line in lines[first_gap[0][1] : first_gap[1][0]]
-            )
-        insert_at = last_stop
+        ordered = list(spans.values())
+        insert_at = ordered[-1][1]
+        if blank_line_before is None:  # separate blocks as the file does (its first two blocks)
+            blank_line_before = len(ordered) < 2 or any(not line.strip() for line in lines[ordered[0][1] : ordered[1][0]])
     else:
         insert_at, blank_line_before = end, False
     block = _dump(yaml, {key: update(None)}, indent)

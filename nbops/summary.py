@@ -199,8 +199,20 @@ def build_report(root: str | os.PathLike[str] | None = None, rev: str = "HEAD") 
         notes.append(f"There is no revision `{rev}` to compare with (a first commit?): current values only.")
     with Repo(str(root_path)) as repo:
         if commit:
-            params = _changes(repo.params.diff(a_rev=commit), with_delta=False)
-            metrics = _changes(repo.metrics.diff(a_rev=commit, all=True), with_delta=True)
+            params_diff = repo.params.diff(a_rev=commit)
+            metrics_diff = repo.metrics.diff(a_rev=commit, all=True)
+            params = _changes(params_diff, with_delta=False)
+            metrics = _changes(metrics_diff, with_delta=True)
+            unreadable = sorted({
+                str(file) for diff in (params_diff, metrics_diff)
+                for errors in (diff.get("errors") or {}).values()
+                for file in (errors if isinstance(errors, dict) else {"metrics": errors})
+            })
+            if unreadable:
+                notes.append(
+                    f"DVC could not read {', '.join(unreadable)} in every revision (not in the cache? "
+                    "`dvc pull` fetches it from the remote): those values show as —."
+                )
         else:
             params = []
             metrics = [

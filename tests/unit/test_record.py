@@ -124,3 +124,14 @@ def test_save_model_rejects_bad_names_and_missing_samples(stage_root, fitted):
 def test_read_records_from_notebook_json():
     nb = {"cells": [{"outputs": [{"data": {record.RECORD_MIME: {"kind": "metric", "name": "m"}}}, {"text": "x"}]}]}
     assert record.read_records(nb) == [{"kind": "metric", "name": "m"}]
+
+
+@pytest.mark.parametrize("session, stage", [
+    ("notebooks/train.ipynb", "train"), ("notebooks/train.py", "train"), ("Console 1", "notebook"),
+])
+def test_interactive_stage_is_the_notebook_or_its_paired_script(monkeypatch, session, stage):
+    from nbops.record import current_stage
+
+    monkeypatch.delenv("NBOPS_STAGE", raising=False)
+    monkeypatch.setenv("JPY_SESSION_NAME", session)
+    assert current_stage() == stage
