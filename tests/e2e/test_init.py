@@ -107,6 +107,27 @@ def test_report_after_a_parameter_change(demo):
     run(["git", "commit", "-q", "-am", "C=0.01"], project, env)
 
 
+def test_the_workflow_commands_pass_here(demo, tmp_path):
+    """The generated CI job's own commands, as written (GitHub's expression resolved as on a push)."""
+    from nbops.params import parse_yaml
+
+    project, env, _ = demo
+    workflow = parse_yaml((project / ".github/workflows/nbops.yml").read_text(), "nbops.yml")
+    summary = tmp_path / "summary.md"
+    step_env = {**env, "GITHUB_STEP_SUMMARY": str(summary)}
+    ran = []
+    for step in workflow["jobs"]["pipeline"]["steps"]:
+        command = step.get("run", "")
+        if not command or command.startswith(("pip install", "dvc repro", "pytest")) or "dvc push" in command:
+            continue  # installing is the CI's business; repro and pytest ran above
+        command = command.replace("${{ github.event.pull_request.base.sha || 'HEAD~1' }}", "HEAD~1")
+        assert "${{" not in command, command
+        run(["bash", "-euo", "pipefail", "-c", command], project, step_env)
+        ran.append(command.split()[0:2])
+    assert ran[1:] == [["nbops", "check"], ["nbops", "promote"], ["nbops", "report"]]
+    assert summary.read_text().startswith("## nbops report\n")
+
+
 def test_a_new_notebook_becomes_a_stage_without_writing_dvc_yaml(demo):
     project, env, _ = demo
     write_notebook(project / "notebooks/inspect.ipynb", ["top = 3"], body=[
