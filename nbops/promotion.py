@@ -184,6 +184,19 @@ def _finish(
     return result
 
 
+def recorded_models(root: Path) -> list[str]:
+    """Names of the models the pipeline's stage reports recorded (nbops.save_model)."""
+    names: list[str] = []
+    for stage in pipeline.load_stages(root).values():
+        path = root / stage.report if stage.report else None
+        if path is not None and path.exists():
+            try:
+                names += [r["name"] for r in read_records(path) if r.get("kind") == "model"]
+            except (OSError, json.JSONDecodeError):
+                continue
+    return list(dict.fromkeys(names))
+
+
 def gather(root: Path, name: str, target: str, config: dict[str, Any], force: str | None) -> gates_mod.Candidate:
     """Find the model's report, its stage, the pipeline's metrics and reports."""
     stages = pipeline.load_stages(root)

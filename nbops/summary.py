@@ -39,7 +39,7 @@ class Report:
     params: list[Change]
     metrics: list[Change]
     stale: dict[str, list[str]]
-    gates: list[dict[str, Any]] | None
+    gates: list[dict[str, Any]]
     plots: list[dict[str, str]]
     notes: list[str] = field(default_factory=list)
 
@@ -77,9 +77,7 @@ class Report:
         else:
             lines.append("No metrics recorded (log some with `nbops.log_metric` and declare them in dvc.yaml).")
         lines += ["", "### Promotion gates", ""]
-        if self.gates is None:
-            lines.append("Not shown here yet: check them with `nbops promote MODEL --dry-run`.")
-        elif not self.gates:
+        if not self.gates:
             lines.append("No model to promote.")
         else:
             lines += ["| gate | result | detail |", "|---|---|---|"]
@@ -120,15 +118,24 @@ def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
 
 
-def _gate_status(root: Path) -> list[dict[str, Any]] | None:
-    """The promotion gates for the report: one dict per gate, {"gate": name, "passed": bool,
-    "detail": one line}, or None when gates are not available here.
+def _gate_status(root: Path) -> list[dict[str, Any]]:
+    """The promotion gates of every model the pipeline's reports recorded, as a dry-run
+    promotion to staging checks them: one dict per gate, {"gate", "passed", "detail"}."""
+    from .exceptions import NbopsError
+    from .promotion import promote, recorded_models
 
-    To be wired to the promotion gates (nbops.gates / nbops.promotion, which own them): this is
-    the one place the report asks for them. Until then the report says to run
-    `nbops promote MODEL --dry-run`.
-    """
-    return None
+    found: list[dict[str, Any]] = []
+    for name in recorded_models(root):
+        try:
+            result = promote(name, dry_run=True, root=root)
+        except NbopsError as exc:
+            result = getattr(exc, "result", None)
+            if result is None:
+                found.append({"gate": name, "passed": False, "detail": str(exc).splitlines()[0]})
+                continue
+        for gate in result.gates:
+            found.append({"gate": f"{name}: {gate.name}", "passed": gate.passed, "detail": "; ".join(gate.failures)})
+    return found
 
 
 def _plots(root: Path, dvc: dict[str, Any]) -> list[dict[str, str]]:

@@ -104,6 +104,7 @@ def test_report_after_a_parameter_change(demo):
         expected = "0" if metric["delta"] == 0 else f"{metric['delta']:+.4g}"
         assert f"| `metrics/train.json` | `{metric['name']}` |" in markdown and f"| {expected} |" in markdown
     assert "`plots/train/pr_curve.json` (simple: recall → precision)" in markdown
+    assert "| classifier: thresholds | pass |" in markdown and "| classifier: parity | pass |" in markdown
     run(["git", "commit", "-q", "-am", "C=0.01"], project, env)
 
 

@@ -135,3 +135,12 @@ def test_interactive_stage_is_the_notebook_or_its_paired_script(monkeypatch, ses
     monkeypatch.delenv("NBOPS_STAGE", raising=False)
     monkeypatch.setenv("JPY_SESSION_NAME", session)
     assert current_stage() == stage
+
+
+def test_recorded_files_get_ordinary_permissions(stage_root):
+    import os
+
+    record.log_metric("m", 1)
+    umask = os.umask(0)
+    os.umask(umask)
+    assert (stage_root / "metrics/unit.json").stat().st_mode & 0o777 == 0o666 & ~umask
