@@ -11,7 +11,8 @@
 #
 # ROC AUC and average precision rank the failure probabilities; F1 and recall of the failure
 # class judge the decisions at `threshold`. All four are metrics for `dvc metrics show`;
-# the precision-recall curve and the confusion matrix are DVC plots.
+# the precision-recall curve, the confusion matrix and the features' permutation importance are
+# DVC plots.
 
 # %% tags=["parameters"]
 threshold = 0.5
@@ -43,3 +44,20 @@ print(classification_report(y_test, predicted, target_names=["no failure", "fail
 # %%
 nbops.log_pr_curve(y_test, scores)
 nbops.log_confusion_matrix(y_test, predicted)
+
+# %% [markdown]
+# Which readings the model relies on: how much average precision drops on the test split when
+# one column's values are shuffled (permutation importance, on held-out data).
+
+# %%
+from sklearn.inspection import permutation_importance
+
+permuted = permutation_importance(
+    model, X_test, y_test, scoring="average_precision", n_repeats=5, random_state=0
+)
+importance = pd.DataFrame({
+    "feature": X_test.columns,
+    "importance": permuted.importances_mean.round(6),
+}).sort_values("importance", ascending=False)
+nbops.log_plot("feature_importance", importance, x="importance", y="feature", template="bar_horizontal")
+importance

@@ -15,7 +15,7 @@ from ..conftest import REPO, real_data_csv
 
 pytestmark = pytest.mark.slow
 
-SMALL = {"ingest": {"n_rows": 3000}, "train": {"n_estimators": 40}}
+SMALL = {"ingest": {"n_rows": 3000}, "train": {"max_iter": 50}}
 METRICS = {"roc_auc", "average_precision", "f1", "recall"}
 
 
@@ -75,7 +75,7 @@ def test_notebooks_pass_nbval_in_order_and_leave_outputs_unchanged(pipeline):
     """nbval runs each notebook as JupyterLab would (kernel in notebooks/); nbops moves it to the
     project root, and the defaults equal params.yaml, so outputs stay exactly what DVC recorded."""
     project, env, _ = pipeline
-    set_params(project, {"ingest": {"n_rows": 10000}, "train": {"n_estimators": 300}})  # back to the defaults
+    set_params(project, {"ingest": {"n_rows": 10000}, "train": {"max_iter": 200}})  # back to the defaults
     run(["dvc", "repro"], project, env)
     notebooks = [f"notebooks/{s}.ipynb" for s in ("ingest", "featurize", "train", "evaluate")]
     result = run(["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", *notebooks], project, env)
@@ -86,11 +86,11 @@ def test_notebooks_pass_nbval_in_order_and_leave_outputs_unchanged(pipeline):
 
 def test_exp_run_with_set_param(pipeline):
     project, env, _ = pipeline
-    result = run(["dvc", "exp", "run", "-S", "train.n_estimators=25"], project, env)
+    result = run(["dvc", "exp", "run", "-S", "train.max_iter=25"], project, env)
     assert "Running stage 'train'" in result.stdout
-    assert "n_estimators = 25" in (project / "reports/train.ipynb").read_text()
+    assert "max_iter = 25" in (project / "reports/train.ipynb").read_text()
     shown = run(["dvc", "exp", "show", "--json"], project, env).stdout
-    assert "n_estimators" in shown
+    assert "max_iter" in shown
 
 
 def test_queued_sweep_runs_on_two_workers_and_exp_show_lists_it(pipeline):
@@ -99,7 +99,7 @@ def test_queued_sweep_runs_on_two_workers_and_exp_show_lists_it(pipeline):
     # the copies are made from git: commit what the workspace holds (earlier tests changed it)
     run(["git", "add", "-A"], project, env)
     run(["git", "commit", "-q", "--allow-empty", "-m", "before the sweep"], project, env)
-    queued = run(["dvc", "exp", "run", "--queue", "-S", "train.n_estimators=10,20"], project, env)
+    queued = run(["dvc", "exp", "run", "--queue", "-S", "train.max_iter=10,20"], project, env)
     assert queued.stdout.count("Queued experiment") == 2
     run(["dvc", "queue", "start", "-j", "2"], project, env)
     deadline = time.monotonic() + 300
@@ -113,7 +113,7 @@ def test_queued_sweep_runs_on_two_workers_and_exp_show_lists_it(pipeline):
     experiments = [
         exp["revs"][0]["data"] for commit in shown for exp in (commit.get("experiments") or [])
     ]
-    found = {e["params"]["params.yaml"]["data"]["train"]["n_estimators"]: e["metrics"] for e in experiments}
+    found = {e["params"]["params.yaml"]["data"]["train"]["max_iter"]: e["metrics"] for e in experiments}
     assert set(found) == {10, 20}
     for metrics in found.values():
         assert metrics["metrics/evaluate.json"]["data"]["roc_auc"] > 0.8
@@ -127,7 +127,7 @@ def test_real_ai4i_data_reaches_roc_auc_095(tmp_path):
 
     env = command_env(tmp_path)
     project = copy_project(REPO, tmp_path / "project")
-    set_params(project, {"ingest": {"source": str(real_data_csv())}, "train": {"n_estimators": 150}})
+    set_params(project, {"ingest": {"source": str(real_data_csv())}})
     init_repo(project, env)
     run(["dvc", "repro"], project, env)
     raw = (project / "data/raw.csv").read_text().splitlines()

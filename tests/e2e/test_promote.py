@@ -30,7 +30,7 @@ def repo(tmp_path_factory):
     home = tmp_path_factory.mktemp("promote")
     env = command_env(home)
     project = copy_project(REPO, home / "project")
-    set_params(project, {"ingest": {"n_rows": 3000}, "train": {"n_estimators": 40},
+    set_params(project, {"ingest": {"n_rows": 3000}, "train": {"max_iter": 50},
                          "promote": {"thresholds": {"roc_auc": ">= 0.8", "recall": ">= 0.3"}, "tolerance": 0.0}})
     init_repo(project, env)
     run(["dvc", "repro"], project, env)
@@ -82,7 +82,7 @@ def test_promote_builds_a_self_describing_package(project):
     assert set(manifest["metrics"]) >= {"roc_auc", "average_precision", "f1", "recall"}
     assert [n["stage"] for n in manifest["lineage"]["notebooks"]] == ["ingest", "featurize", "train", "evaluate"]
     assert manifest["lineage"]["stages"]["train"]["outs"]
-    assert manifest["params"]["train.n_estimators"] == 40
+    assert manifest["params"]["train.max_iter"] == 50
     requirements = (package / "requirements.txt").read_text()
     assert "scikit-learn==" in requirements and "skops==" in requirements
     for heavy in ("jupyterlab", "dvc", "papermill", "nbops", "nbformat"):
@@ -116,7 +116,7 @@ def test_failing_threshold_is_refused_and_leaves_registry_unchanged(project):
 
 def test_stale_pipeline_is_refused(project):
     root, env = project
-    set_params(root, {"train": {"n_estimators": 41}})
+    set_params(root, {"train": {"max_iter": 51}})
     result = nbops(root, env, "promote", MODEL, check=False)
     refused(result, "stage 'train' is not up to date", "run `dvc repro`")
 
@@ -151,7 +151,7 @@ def test_production_needs_a_clean_tree_staging_marks_it_dirty(project):
 def test_champion_challenger_and_force(project):
     root, env = project
     nbops(root, env, "promote", MODEL, "--to", "production")
-    set_params(root, {"train": {"n_estimators": 3, "max_depth": 2}})
+    set_params(root, {"train": {"max_iter": 2, "max_leaf_nodes": 2}})
     run(["dvc", "repro"], root, env)
     run(["git", "commit", "-qam", "a weaker model"], root, env)
     result = nbops(root, env, "promote", MODEL, "--to", "production", check=False)
