@@ -151,7 +151,9 @@ def test_production_needs_a_clean_tree_staging_marks_it_dirty(project):
 def test_champion_challenger_and_force(project):
     root, env = project
     nbops(root, env, "promote", MODEL, "--to", "production")
-    set_params(root, {"train": {"max_iter": 2, "max_leaf_nodes": 2}})
+    # weaker but above the thresholds: only champion/challenger stands in the way
+    set_params(root, {"train": {"max_iter": 5, "max_leaf_nodes": 4},
+                      "promote": {"thresholds": {"roc_auc": ">= 0.5"}, "tolerance": 0.0}})
     run(["dvc", "repro"], root, env)
     run(["git", "commit", "-qam", "a weaker model"], root, env)
     result = nbops(root, env, "promote", MODEL, "--to", "production", check=False)
