@@ -143,12 +143,18 @@ def _execute(
     from jupyter_core.utils import run_sync
 
     socket_dir = tempfile.mkdtemp(prefix="nbops-kernel-")
-    source = notebook
-    if notebook.suffix != ".ipynb":  # papermill reads .ipynb only: hand it the notebook we read
-        source = Path(socket_dir) / f"{notebook.stem}.ipynb"
-        source.write_text(json.dumps(nb), encoding="utf-8")
     # The kernel boots (~0.7 s) while papermill imports: start it first, hand it to papermill.
     kernel = _start_kernel(kernel_name or _kernelspec_name(nb), root, socket_dir, shown)
+    source = notebook
+    metadata = nb.setdefault("metadata", {})
+    if not (metadata.get("kernelspec") or {}).get("language") and not (metadata.get("language_info") or {}).get("name"):
+        # A notebook (often a script) that names no language: it is the kernel's, as papermill needs to know.
+        spec = kernel.kernel_spec
+        metadata["kernelspec"] = {"name": kernel.kernel_name, "display_name": spec.display_name, "language": spec.language}
+        source = None
+    if notebook.suffix != ".ipynb" or source is None:  # papermill reads .ipynb files: hand it the notebook we read
+        source = Path(socket_dir) / f"{notebook.stem}.ipynb"
+        source.write_text(json.dumps(nb), encoding="utf-8")
     try:
         import papermill
         from papermill.exceptions import PapermillExecutionError

@@ -136,3 +136,14 @@ def test_records_land_in_files_and_in_the_report_deterministically(nb_project, e
 @pytest.mark.parametrize("args", [["-p", "novalue"], ["-p", "=3"]])
 def test_bad_override_syntax(nb_project, env, args):
     assert_one_line_error(nbops_run(nb_project, env, "notebooks/typed_parameters.ipynb", *args), "expected KEY=VALUE")
+
+
+def test_notebooks_that_name_no_language_run_in_the_default_kernel(nb_project, env):
+    (nb_project / "notebooks/bare.py").write_text('# %% tags=["parameters"]\nx = 1\n# %%\nprint(x + 1)\n')
+    nb = json.loads((nb_project / "notebooks/typed_parameters.ipynb").read_text())
+    nb["metadata"] = {}
+    (nb_project / "notebooks/no_metadata.ipynb").write_text(json.dumps(nb))
+    nbops_run(nb_project, env, "notebooks/bare.py", check=True)
+    assert output_text(nb_project / "reports/bare.ipynb", 1) == "2\n"
+    nbops_run(nb_project, env, "notebooks/no_metadata.ipynb", check=True)
+    assert json.loads((nb_project / "reports/no_metadata.ipynb").read_text())["metadata"]["kernelspec"]["language"] == "python"
