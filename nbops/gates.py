@@ -13,6 +13,7 @@ import json
 import operator
 import re
 import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -45,6 +46,7 @@ class Candidate:
     git: GitState | None
     force_reason: str | None = None
     status_process: subprocess.Popen[str] | None = None  # `dvc status`, started early
+    parity_process: subprocess.Popen[str] | None = None  # the parity check, started once the model is packaged
     package_dir: Path | None = None
     champion: dict[str, Any] | None = None  # manifest of the version now in the target stage
     notes: list[str] = field(default_factory=list)
@@ -206,15 +208,34 @@ def clean_tree_gate(c: Candidate) -> list[str]:
 
 @register_gate("parity", phase="package")
 def parity_gate(c: Candidate) -> list[str]:
-    from . import runtime
-
-    manifest = c.model_manifest or {}
     if c.package_dir is None:
         return ["parity: no package was built"]
+    if c.parity_process is None:
+        return check_parity(c.package_dir)
+    out, err = c.parity_process.communicate()
+    if c.parity_process.returncode != 0:
+        lines = err.strip().splitlines() or ["no output"]
+        return [f"parity: the check could not run: {lines[-1]}"]
+    return json.loads(out)
+
+
+def start_parity(package_dir: Path) -> subprocess.Popen[str]:
+    """Check parity in a subprocess: loading the model imports scikit-learn and skops (1–2 s),
+    which then overlaps the wheel build here. Collected by the parity gate."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "nbops.gates", str(package_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+
+
+def check_parity(package_dir: Path) -> list[str]:
+    """Load the package as an installed one would and replay the sample the notebook recorded:
+    the predictions (and probabilities) must be exactly the recorded ones."""
+    from . import runtime
+
     try:
-        model = runtime.PackagedModel.load(c.package_dir, n_jobs=1)  # one thread: bitwise-stable sums
-        sample = manifest["sample_input"]
-        frame = model.frame({"dataframe_split": sample})
+        model = runtime.PackagedModel.load(package_dir, n_jobs=1)  # one thread: bitwise-stable sums
+        manifest = model.manifest
+        frame = model.frame({"dataframe_split": manifest["sample_input"]})
         predicted = _plain(model.predict(frame))
         probabilities = _plain(model.predict_proba(frame)) if manifest.get("sample_probabilities") is not None else None
     except Exception as exc:  # noqa: BLE001 - anything here means the package cannot reproduce the notebook
@@ -276,3 +297,7 @@ def up_to_date_gate(c: Candidate) -> list[str]:
         shown = "; ".join(changes[:3]) + (" …" if len(changes) > 3 else "")
         failures.append(f"stage '{stage}' is not up to date ({shown}) — run `dvc repro`")
     return failures
+
+
+if __name__ == "__main__":  # `python -m nbops.gates PACKAGE_DIR`: the parity check, as JSON
+    print(json.dumps(check_parity(Path(sys.argv[1]))))

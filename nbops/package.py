@@ -25,7 +25,7 @@ from importlib.metadata import PackageNotFoundError, version as dist_version
 from pathlib import Path
 from typing import Any
 
-from ._io import dump_json, sha256_file
+from ._io import atomic_write_text, dump_json, sha256_file
 
 MODEL_FILE = "model.skops"
 #: Distributions a package needs to predict (pinned to the versions that trained the model).
@@ -62,8 +62,9 @@ def _installed(dist: str) -> str | None:
         return None
 
 
-def build(dest: Path, manifest: dict[str, Any], model_file: Path) -> dict[str, Any]:
-    """Write the package for `manifest` (name, version…) into the empty folder `dest`.
+def build_core(dest: Path, manifest: dict[str, Any], model_file: Path) -> dict[str, Any]:
+    """Copy the model into the empty folder `dest` and write manifest.json and requirements.txt:
+    enough to load the package (and check its parity) while the rest is built.
 
     Returns the manifest as written (with `model_file`, `sha256`, `requirements`, `wheel`).
     """
@@ -75,18 +76,20 @@ def build(dest: Path, manifest: dict[str, Any], model_file: Path) -> dict[str, A
     manifest["sha256"] = sha256_file(dest / MODEL_FILE)
     manifest["package"] = import_name(manifest["name"])
     manifest["requirements"] = requirements(manifest.get("versions") or {})
-    wheel_name = f"{manifest['package']}-{manifest['version']}-py3-none-any.whl"
-    manifest["wheel"] = f"dist/{wheel_name}"
-
-    (dest / "manifest.json").write_text(dump_json(manifest), encoding="utf-8")
+    # hatchling names a pure wheel requiring Python 3 this way
+    manifest["wheel"] = f"dist/{manifest['package']}-{manifest['version']}-py3-none-any.whl"
+    atomic_write_text(dest / "manifest.json", dump_json(manifest))
     (dest / "requirements.txt").write_text("\n".join(manifest["requirements"]) + "\n", encoding="utf-8")
+    return manifest
+
+
+def build_rest(dest: Path, manifest: dict[str, Any]) -> None:
+    """The wheel, the Dockerfile and the MLflow files, next to what `build_core` wrote."""
     built = _build_wheel(dest, manifest)
-    if built.name != wheel_name:  # keep the manifest honest about the file name
-        manifest["wheel"] = f"dist/{built.name}"
-        (dest / "manifest.json").write_text(dump_json(manifest), encoding="utf-8")
+    if f"dist/{built.name}" != manifest["wheel"]:
+        raise RuntimeError(f"hatchling built {built.name}, not the {manifest['wheel']} the manifest names")
     (dest / "Dockerfile").write_text(_dockerfile(manifest), encoding="utf-8")
     _write_mlflow(dest, manifest)
-    return manifest
 
 
 def write_card(dest: Path, manifest: dict[str, Any], report_html: str | None) -> None:

@@ -108,7 +108,8 @@ def promote(
     if not isinstance(config, dict):
         raise PromotionError("params.yaml: the `promote:` section must be a mapping (thresholds:, tolerance:, registry:)")
     candidate = gather(root_path, name, to, config, force)
-    # DVC's status and the card's rendering run in subprocesses while the gates load the model.
+    # DVC's status, the card's rendering and (once the package exists) the parity check run in
+    # subprocesses while this one builds the package.
     candidate.status_process = pipeline.start_status(root_path, candidate.involved)
     card_report = _card_report(candidate)
     html_process = start_notebook_html(card_report) if card_report and card_report.exists() else None
@@ -116,7 +117,7 @@ def promote(
         return _promote(candidate, reg_root=registry or default_root(root_path, config), html_process=html_process,
                         dry_run=dry_run, git_tag=git_tag, bump=bump)
     finally:
-        for process in (candidate.status_process, html_process):
+        for process in (candidate.status_process, candidate.parity_process, html_process):
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
@@ -160,8 +161,10 @@ def _finish(
         manifest["lineage"]["forced"] = candidate.force_reason
     model_file = candidate.root / candidate.model_record["path"]
     if model_file.exists() and candidate.model_manifest is not None:
-        manifest = package.build(build_dir, manifest, model_file)
+        manifest = package.build_core(build_dir, manifest, model_file)
         candidate.package_dir = build_dir
+        candidate.parity_process = gates_mod.start_parity(build_dir)
+        package.build_rest(build_dir, manifest)
     results = results + gates_mod.run_gates(candidate, "package")
     if candidate.package_dir is not None:
         package.write_card(build_dir, manifest, finish_notebook_html(html_process))
