@@ -147,21 +147,28 @@ def stale_stages(process: subprocess.Popen[str]) -> dict[str, list[str]]:
     if process.returncode != 0:
         message = (err.strip().splitlines() or ["no output"])[-1]
         raise ProjectError(f"dvc status failed: {message}")
-    status = json.loads(out or "{}")
+    return describe_status(json.loads(out or "{}"))
+
+
+def describe_status(status: dict[str, Any]) -> dict[str, list[str]]:
+    """DVC's status as {stage: ["changed deps: notebooks/train.py modified", …]}."""
     stale: dict[str, list[str]] = {}
     for target, changes in status.items():
-        stage = target.split(":")[-1]
-        described = []
+        described: list[str] = []
         for change in changes:
             if isinstance(change, str):
                 described.append(change)
-            else:
+            elif isinstance(change, dict):  # {"changed deps": {path: state, "params.yaml": {key: state}}}
                 for kind, entries in change.items():
-                    if isinstance(entries, dict) and entries:
-                        described.extend(f"{kind}: {path} {state}" for path, state in entries.items())
-                    else:
+                    if not isinstance(entries, dict) or not entries:
                         described.append(str(kind))
-        stale[stage] = described or ["changed"]
+                        continue
+                    for path, state in entries.items():
+                        if isinstance(state, dict):
+                            described += [f"{kind}: {key} {value}" for key, value in state.items()]
+                        else:
+                            described.append(f"{kind}: {path} {state}")
+        stale[target.split(":")[-1]] = list(dict.fromkeys(described)) or ["changed"]
     return stale
 
 

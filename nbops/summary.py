@@ -234,21 +234,6 @@ def build_report(root: str | os.PathLike[str] | None = None, rev: str = "HEAD") 
 
 
 def _stale(repo: Any) -> dict[str, list[str]]:
-    stale: dict[str, list[str]] = {}
-    for target, changes in (repo.status() or {}).items():
-        described: list[str] = []
-        for change in changes:
-            if isinstance(change, str):
-                described.append(change)
-            elif isinstance(change, dict):  # {"changed deps": {path: state, "params.yaml": {key: state}}}
-                for kind, entries in change.items():
-                    if not isinstance(entries, dict) or not entries:
-                        described.append(str(kind))
-                        continue
-                    for path, state in entries.items():
-                        if isinstance(state, dict):
-                            described += [f"{key} {value}" for key, value in state.items()]
-                        else:
-                            described.append(f"{path} {state}")
-        stale[target.split(":")[-1]] = list(dict.fromkeys(described)) or ["changed"]
-    return stale
+    from .pipeline import describe_status
+
+    return describe_status(repo.status() or {})
