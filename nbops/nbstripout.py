@@ -9,11 +9,11 @@ filter without it). nbformat's schema uses no IRI formats, so nothing is lost (t
 
 from __future__ import annotations
 
-import sys
-
 
 def main() -> None:
-    sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+    from .cli import skip_slow_optional_imports
+
+    skip_slow_optional_imports()
     from nbstripout._nbstripout import main as nbstripout_main
 
     nbstripout_main()
