@@ -19,6 +19,8 @@ This module imports nothing of nbops: everything else may import it.
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class NbopsError(Exception):
     """Base of every error nbops raises on purpose; its message is meant for the user."""
@@ -81,9 +83,10 @@ class ModelFileError(NbopsError):
 class PromotionError(NbopsError):
     """A promotion was refused; `failures` lists every gate that failed, one line each."""
 
-    def __init__(self, message: str, failures: list[str] | None = None) -> None:
+    def __init__(self, message: str, failures: list[str] | None = None, result: Any = None) -> None:
         super().__init__(message)
         self.failures = failures or []
+        self.result = result  # the PromotionResult, when the gates ran
 
 
 class RegistryError(NbopsError):

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import gates as gates_mod
-from . import pipeline, project
+from . import package, pipeline, project
 from ._io import sha256_file
 from .cards import finish_notebook_html, start_notebook_html
 from .exceptions import PromotionError, RegistryError
@@ -151,8 +151,6 @@ def _finish(
     candidate: gates_mod.Candidate, reg: Registry, results: list[gates_mod.GateResult], version: str,
     build_dir: Path, html_process: Any, *, dry_run: bool, git_tag: bool,
 ) -> PromotionResult:
-    from . import package
-
     name = candidate.name
     champion_version = reg.stages(name).get(candidate.target)
     candidate.champion = reg.manifest(name, champion_version) if champion_version else None
@@ -174,9 +172,7 @@ def _finish(
     )
     if not result.ok:
         lines = "\n".join(f"  - {failure}" for failure in result.failures)
-        error = PromotionError(f"promotion of '{name}' to {candidate.target} refused:\n{lines}", result.failures)
-        error.result = result  # type: ignore[attr-defined]
-        raise error
+        raise PromotionError(f"promotion of '{name}' to {candidate.target} refused:\n{lines}", result.failures, result)
     if dry_run:
         return result
     result.path = reg.publish(name, version, build_dir)

@@ -129,7 +129,7 @@ def _gate_status(root: Path) -> list[dict[str, Any]]:
         try:
             result = promote(name, dry_run=True, root=root)
         except NbopsError as exc:
-            result = getattr(exc, "result", None)
+            result = getattr(exc, "result", None)  # a PromotionError's gates, if they ran
             if result is None:
                 found.append({"gate": name, "passed": False, "detail": str(exc).splitlines()[0]})
                 continue

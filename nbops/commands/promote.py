@@ -44,7 +44,7 @@ def handle(args: argparse.Namespace) -> int:
     try:
         result = call(args)
     except PromotionError as exc:
-        if args.json and getattr(exc, "result", None) is not None:
+        if args.json and exc.result is not None:
             print(json.dumps(exc.result.to_dict(), indent=2))
         raise
     print(json.dumps(result.to_dict(), indent=2) if args.json else str(result))
