@@ -134,3 +134,13 @@ def test_real_ai4i_data_reaches_roc_auc_095(tmp_path):
     assert len(raw) == 10001
     metrics = json.loads((project / "metrics/evaluate.json").read_text())
     assert metrics["roc_auc"] >= 0.95, metrics
+
+
+def test_run_cache_restores_a_previous_run_without_executing(pipeline):
+    project, env, _ = pipeline
+    before = (project / "params.yaml").read_text()
+    set_params(project, {"evaluate": {"threshold": 0.35}})
+    assert "Running stage 'evaluate'" in run(["dvc", "repro"], project, env).stdout
+    (project / "params.yaml").write_text(before)
+    back = run(["dvc", "repro"], project, env).stdout
+    assert "Running stage" not in back and "skipping run" in back  # every out is cached: the run-cache works
