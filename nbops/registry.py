@@ -77,6 +77,18 @@ def default_root(project_root: Path, promote_config: dict[str, Any] | None = Non
     return str(project_root / configured)
 
 
+def project_registry(override: str | None = None, root: Path | None = None) -> Registry:
+    """The registry of the project around the working directory (or `root`): `override` when
+    given, else what `default_root` finds from params.yaml's `promote:` section."""
+    if override:
+        return Registry(override)
+    from .params import load_yaml
+
+    root = root or project.find_root() or Path.cwd()
+    config = load_yaml(root / project.PARAMS_FILE, shown=project.PARAMS_FILE).get("promote") or {}
+    return Registry(default_root(root, config if isinstance(config, dict) else {}))
+
+
 class Registry:
     """Package versions and stage assignments under one root (path or fsspec URL)."""
 

@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 from .exceptions import ModelFileError, ServeError
@@ -12,13 +11,9 @@ from .exceptions import ModelFileError, ServeError
 def load_packaged(ref: str, registry: str | None = None) -> Any:
     """The PackagedModel of NAME[@VERSION|@STAGE], sha256-verified."""
     from . import runtime
-    from .params import load_yaml
-    from .project import PARAMS_FILE, find_root
-    from .registry import Registry, default_root
+    from .registry import project_registry
 
-    root = find_root() or Path.cwd()
-    config = load_yaml(root / PARAMS_FILE).get("promote") or {}
-    reg = Registry(registry or default_root(root, config if isinstance(config, dict) else {}))
+    reg = project_registry(registry)
     name, version = reg.resolve(ref)
     try:
         return runtime.PackagedModel.load(reg.local_path(name, version))

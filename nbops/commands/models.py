@@ -32,17 +32,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _registry(args: argparse.Namespace) -> Any:
-    from ..params import load_yaml
-    from ..project import PARAMS_FILE, find_root
-    from ..registry import Registry, default_root
+    from ..registry import project_registry
 
-    root = find_root()
-    if args.registry:
-        return Registry(args.registry)
-    config = (load_yaml(root / PARAMS_FILE).get("promote") or {}) if root else {}
-    from pathlib import Path
-
-    return Registry(default_root(root or Path.cwd(), config if isinstance(config, dict) else {}))
+    return project_registry(args.registry)
 
 
 def _table(headers: list[str], rows: list[list[str]]) -> str:
