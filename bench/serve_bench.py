@@ -8,7 +8,7 @@ pipeline's 300-tree random forest when models/failure-predictor.skops exists) it
   (b) a minimal FastAPI + uvicorn app loading the same skops file (dict body → DataFrame →
       predict + predict_proba; no pydantic model, no validation);
   (c) our server: `python -m <package> serve`, the runtime copied into a package folder as
-      `nbops promote` lays it out (nbops/runtime.py as <package>/_runtime.py);
+      `nbops promote` lays it out (nbops/runtime/ as <package>/_runtime/);
   (d) `mlflow models serve --env-manager local` on the same model, when an mlflow executable is
       found (--mlflow PATH, or on PATH); skipped otherwise.
 
@@ -46,7 +46,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from nbops import record, runtime  # noqa: E402
+from nbops import package as packaging, record, runtime  # noqa: E402
+from nbops.runtime import jsonio  # noqa: E402
 
 EXAMPLE = REPO / "models" / "failure-predictor.skops"
 README = HERE / "README.md"
@@ -127,14 +128,14 @@ def small_model(work: Path) -> tuple[Path, Path]:
 
 
 def make_package(skops: Path, manifest_path: Path, site: Path, name: str) -> Path:
-    """A package as promotion lays it out: <name>/{_runtime.py, __main__.py, model.skops, manifest.json}."""
+    """A package as promotion lays it out: <name>/{_runtime/, __main__.py, model.skops, manifest.json}."""
     pkg = site / name
     pkg.mkdir(parents=True)
     shutil.copy(skops, pkg / "model.skops")
     manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
     manifest.update(model_file="model.skops", version="0.1.0")
     (pkg / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    shutil.copy(REPO / "nbops" / "runtime.py", pkg / "_runtime.py")
+    packaging.copy_runtime(pkg / "_runtime")
     (pkg / "__init__.py").write_text("", encoding="utf-8")
     (pkg / "__main__.py").write_text(
         "import sys\nfrom pathlib import Path\nfrom ._runtime import main\n\n"
@@ -167,7 +168,7 @@ def in_process(package: Path, manifest: dict[str, Any], seconds: float, rounds: 
     import pandas as pd
     import skops.io as sio
 
-    loads, dumps, numpy_native = runtime._json_codec()
+    loads, dumps, numpy_native = jsonio.codec()
     data = (package / "model.skops").read_bytes()
     raw = sio.loads(data, trusted=sio.get_untrusted_types(data=data))
     ours = runtime.PackagedModel.load(package, n_jobs=1)
@@ -180,8 +181,8 @@ def in_process(package: Path, manifest: dict[str, Any], seconds: float, rounds: 
         def request_path() -> bytes:
             validated = ours.frame(loads(body), max_rows=10_000)
             predictions, probabilities = ours.predict_frame(validated)
-            return dumps({"predictions": runtime._array_json(predictions, numpy_native),  # noqa: B023
-                          "probabilities": runtime._array_json(probabilities, numpy_native)})
+            return dumps({"predictions": jsonio.array_json(predictions, numpy_native),  # noqa: B023
+                          "probabilities": jsonio.array_json(probabilities, numpy_native)})
 
         cases = {
             "sklearn predict on a DataFrame": lambda: raw.predict(frame),

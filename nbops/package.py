@@ -10,8 +10,9 @@ The folder is self-describing and immutable once published:
     Dockerfile          serves the wheel (infrastructure as code for the user's platform)
     MLmodel, code/, python_env.yaml   the folder is also an MLflow pyfunc model directory
 
-The wheel carries `nbops/runtime.py` as `<pkg>/_runtime.py`: the same loading, validation and
-serving code `nbops serve` uses, and nothing of nbops itself.
+The wheel carries the `nbops/runtime/` package as `<pkg>/_runtime/` (and the MLflow `code/` folder
+as `_nbops_runtime/`): the same loading, validation and serving code `nbops serve` uses, and
+nothing of nbops itself.
 """
 
 from __future__ import annotations
@@ -99,20 +100,26 @@ def write_card(dest: Path, manifest: dict[str, Any], report_html: str | None) ->
     (dest / "card.html").write_text(model_card(manifest, report_html), encoding="utf-8")
 
 
+def copy_runtime(dest: Path) -> Path:
+    """Copy the runtime package, whole and as it is, to the new folder `dest` (e.g. `<pkg>/_runtime`)."""
+    from . import runtime
+
+    shutil.copytree(Path(runtime.__file__).parent, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    return dest
+
+
 # --- the wheel -------------------------------------------------------------------------------
 
 
 def _build_wheel(dest: Path, manifest: dict[str, Any]) -> Path:
     from hatchling.builders.wheel import WheelBuilder
 
-    from . import runtime
-
     package = manifest["package"]
     with tempfile.TemporaryDirectory(prefix="nbops-wheel-") as tmp:
         src = Path(tmp)
         pkg = src / package
         pkg.mkdir()
-        shutil.copyfile(runtime.__file__, pkg / "_runtime.py")
+        copy_runtime(pkg / "_runtime")
         shutil.copyfile(dest / MODEL_FILE, pkg / MODEL_FILE)
         shutil.copyfile(dest / "manifest.json", pkg / "manifest.json")
         (pkg / "__init__.py").write_text(_init_py(manifest), encoding="utf-8")
@@ -241,12 +248,10 @@ def _load_pyfunc(path):
 
 
 def _write_mlflow(dest: Path, manifest: dict[str, Any]) -> None:
-    from . import runtime
-
     code = dest / "code"
     code.mkdir(exist_ok=True)
     (code / "nbops_pyfunc.py").write_text(_PYFUNC_LOADER, encoding="utf-8")
-    shutil.copyfile(runtime.__file__, code / "_nbops_runtime.py")
+    copy_runtime(code / "_nbops_runtime")
     mlmodel = {
         "flavors": {
             "python_function": {

@@ -1,4 +1,4 @@
-"""The package runtime (nbops/runtime.py) on a real package folder: a model saved with
+"""The package runtime (the nbops/runtime/ package) on a real package folder: a model saved with
 `nbops.save_model`, loaded, validated, predicted, scored from CSV and served over real HTTP."""
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
-from nbops import modelio, record, runtime
+from nbops import modelio, package as packaging, record, runtime
 from nbops.exceptions import ModelFileError
 from nbops.runtime import InputError, PackagedModel, PackageError
 
-RUNTIME_SOURCE = Path(runtime.__file__)
+RUNTIME_DIR = Path(runtime.__file__).parent
 COLUMNS = ["Type", "Air temperature [K]", "Rotational speed [rpm]", "Torque [Nm]", "Running"]
 
 
@@ -180,23 +180,39 @@ def test_modelio_uses_the_runtime_policy():
 
 
 def test_runtime_is_standalone(tmp_path):
-    """Copied as <pkg>/_runtime.py it imports only the stdlib at module level, nothing of nbops."""
-    tree = ast.parse(RUNTIME_SOURCE.read_text(encoding="utf-8"))
+    """Copied as <pkg>/_runtime/ it imports only the stdlib at module level and, of its own
+    package, only its sibling modules (relative imports): nothing of nbops."""
+    sources = sorted(RUNTIME_DIR.glob("*.py"))
+    siblings = {path.stem for path in sources}
+    assert {"__init__", "errors", "trust", "signature", "model", "jsonio", "http", "cli"} <= siblings
     top_level = set()
-    for node in tree.body:
-        if isinstance(node, ast.Import):
-            top_level.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "relative import in runtime.py"
-            top_level.add(node.module.split(".")[0])
+    for source in sources:
+        for node in ast.parse(source.read_text(encoding="utf-8")).body:
+            if isinstance(node, ast.Import):
+                top_level.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                top_level.add(node.module.split(".")[0])
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 1, f"{source.name}: import from outside the runtime package"
+                named = [node.module] if node.module else [alias.name for alias in node.names]
+                assert set(named) <= siblings, f"{source.name}: imports {named}"
     assert top_level <= set(sys.stdlib_module_names), top_level - set(sys.stdlib_module_names)
-    shutil.copy(RUNTIME_SOURCE, tmp_path / "_runtime.py")
+    packaging.copy_runtime(tmp_path / "_runtime")
     code = (
         "import sys; sys.path.insert(0, sys.argv[1]); import _runtime; "
+        "assert _runtime.PackagedModel.__module__ == '_runtime.model'; "
         "print(sorted({m.split('.')[0] for m in sys.modules} & {'nbops', 'numpy', 'pandas', 'sklearn', 'skops', 'uvicorn'}))"
     )
     out = subprocess.run([sys.executable, "-I", "-c", code, str(tmp_path)], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_copies_hold_the_whole_runtime_and_no_bytecode(tmp_path):
+    (RUNTIME_DIR / "__pycache__").mkdir(exist_ok=True)  # present once anything imported it
+    copied = packaging.copy_runtime(tmp_path / "_runtime")
+    names = sorted(p.name for p in copied.rglob("*"))
+    assert names == sorted(p.name for p in RUNTIME_DIR.rglob("*") if "__pycache__" not in p.parts and p.suffix != ".pyc")
+    assert "__init__.py" in names and not [n for n in names if n == "__pycache__" or n.endswith(".pyc")]
 
 
 # --- inputs ---------------------------------------------------------------------------------
@@ -343,10 +359,10 @@ def test_serve_predicts_in_one_thread(package):
 
 
 def _installed_copy(package: Path, where: Path) -> Path:
-    """What a generated package holds: <pkg>/_runtime.py (verbatim), __main__.py, the package files."""
+    """What a generated package holds: <pkg>/_runtime/ (verbatim), __main__.py, the package files."""
     pkg = where / "fp_model"
     shutil.copytree(package, pkg)
-    shutil.copy(RUNTIME_SOURCE, pkg / "_runtime.py")
+    packaging.copy_runtime(pkg / "_runtime")
     (pkg / "__init__.py").write_text(
         "from pathlib import Path\nfrom ._runtime import PackagedModel\n\n"
         "def load():\n    return PackagedModel.load(Path(__file__).parent)\n", encoding="utf-8")

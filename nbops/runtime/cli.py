@@ -1,0 +1,99 @@
+"""The command line of a package, `python -m <package>`: score a CSV, or serve the model.
+
+    python -m <package> predict INPUT.csv [-o OUT.csv]
+    python -m <package> serve [--host 127.0.0.1] [--port 8000] [--max-rows N] [--access-log]
+
+Errors are one line on stderr and exit status 1; nothing else of the runtime prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+from .errors import InputError, PackageError, say, short
+from .http import DEFAULT_MAX_ROWS, serve
+from .model import PackagedModel
+
+#: Environment variable holding the bearer token of `serve` (safer than --token, which `ps` shows).
+TOKEN_ENV = "NBOPS_SERVE_TOKEN"
+
+
+def predict_csv(model: PackagedModel, source: str | os.PathLike[str] | Any, output: str | os.PathLike[str] | Any | None = None) -> Any:
+    """Score a CSV: its rows (validated like an HTTP request) plus a `prediction` column and, for
+    classifiers, one `probability_<class>` column per class. Writes CSV to `output` (a path or a
+    file object; stdout when None) and returns the scored DataFrame."""
+    import pandas as pd
+
+    text_columns = {spec.name: str for spec in model.signature.specs if spec.kind in ("str", "other")}
+    try:
+        # Only empty cells are nulls: "NA" may be a category (North America), not a missing value.
+        data = pd.read_csv(source, dtype=text_columns, keep_default_na=False, na_values=[""])
+    except FileNotFoundError:
+        raise InputError(f"{source}: file not found") from None
+    except (OSError, UnicodeDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"{source}: cannot read it as CSV ({short(exc, 160)})") from None
+    try:
+        frame = model.frame(data)
+    except InputError as exc:
+        raise InputError(f"{source}: {exc}") from None
+    predictions, probabilities = model.predict_frame(frame)
+    scored = frame.copy()
+    scored["prediction"] = predictions
+    if probabilities is not None:
+        classes = model.classes or list(range(probabilities.shape[1]))
+        for i, label in enumerate(classes):
+            scored[f"probability_{label}"] = probabilities[:, i]
+    scored.to_csv(sys.stdout if output is None else output, index=False)
+    return scored
+
+
+def main(argv: Sequence[str] | None = None, package_dir: str | os.PathLike[str] | None = None) -> int:
+    """`python -m <package> predict INPUT.csv [-o OUT.csv]` and `python -m <package> serve`.
+    Errors are one line on stderr and exit status 1."""
+    # Without package_dir: the package this runtime was copied into (<package>/_runtime/cli.py).
+    folder = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parents[1]
+    parser = argparse.ArgumentParser(
+        prog=f"python -m {folder.name if package_dir is not None else __package__}",
+        description="Score a CSV with the packaged model, or serve it over HTTP.",
+    )
+    if package_dir is None:
+        parser.add_argument("--package", metavar="DIR", help="the package folder (holding manifest.json)")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="{predict,serve}")
+    predict = commands.add_parser("predict", help="score a CSV file; writes CSV with prediction columns")
+    predict.add_argument("input", metavar="INPUT.csv", help="CSV with the model's input columns ('-' for stdin)")
+    predict.add_argument("-o", "--output", metavar="OUT.csv", help="where to write the scored CSV (default: stdout)")
+    server = commands.add_parser("serve", help="serve POST /predict, GET /health, GET /metadata")
+    server.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    server.add_argument("--port", type=int, default=8000, help="port (default: 8000; 0 picks a free one)")
+    server.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' (better: set {TOKEN_ENV})")
+    server.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, help="largest batch accepted (default: %(default)s)")
+    server.add_argument("--access-log", action="store_true", help="log every request")
+    args = parser.parse_args(argv)
+    if getattr(args, "package", None):
+        folder = Path(args.package)
+    try:
+        if args.command == "predict":
+            model = PackagedModel.load(folder)
+            source = sys.stdin if args.input == "-" else args.input
+            predict_csv(model, source, args.output)
+            if args.output:
+                say(f"{model.name} {model.version}: scored {args.input} → {args.output}")
+            return 0
+        token = args.token or os.environ.get(TOKEN_ENV) or None
+        if args.max_rows < 1:
+            raise InputError("--max-rows must be at least 1")
+        serve(PackagedModel.load(folder), host=args.host, port=args.port, token=token,
+              max_rows=args.max_rows, access_log=args.access_log)
+        return 0
+    except (PackageError, InputError) as exc:
+        say(f"error: {exc}")
+        return 1
+    except OSError as exc:  # a port in use, an unwritable output file...
+        say(f"error: {exc.strerror or exc}{f': {exc.filename}' if exc.filename else ''}")
+        return 1
+    except KeyboardInterrupt:
+        return 130

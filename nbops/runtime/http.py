@@ -1,0 +1,310 @@
+"""The HTTP server: a plain ASGI app with three routes, bound and run by uvicorn.
+
+    POST /predict    a JSON payload (signature.SHAPES) → predictions (+ probabilities, classes)
+    GET  /health     liveness: always open, even when a bearer token is required
+    GET  /metadata   the manifest's summary: signature, metrics, lineage, an example request
+
+Three fixed routes do not need a framework, and without one a request costs only JSON parsing,
+the column-wise validation and the model itself (see bench/serve_bench.py). Every refusal is a
+JSON {"error": "..."} naming the problem, and the server stays up.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+import os
+import socket
+from typing import Any, Awaitable, Callable, NamedTuple
+
+from . import jsonio
+from .errors import InputError, PackageError, say, short
+from .model import PackagedModel
+from .signature import SHAPES, rows_hint
+
+DEFAULT_MAX_ROWS = 10_000
+#: Batches up to this many rows are predicted on the event loop; larger ones in a worker
+#: thread, so that /health keeps answering during a long batch.
+INLINE_ROWS = 1_000
+#: Routes answered without the bearer token (liveness probes carry none).
+OPEN_PATHS = frozenset({"/health"})
+
+_JSON_HEADERS = [(b"content-type", b"application/json")]
+_log = logging.getLogger("nbops.runtime")
+
+Handler = Callable[[dict, Any, Any], Awaitable[None]]
+
+
+class Refusal(Exception):
+    """Raised by a route to answer `status` with {"error": message}; the server stays up."""
+
+    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.headers = status, message, headers or []
+
+
+class _Disconnected(Exception):
+    """The client went away before its body arrived: nothing to answer."""
+
+
+class Route(NamedTuple):
+    methods: tuple[str, ...]
+    handler: Handler
+    usage: str  # the hint of a 405 answer
+
+
+async def respond(send: Any, status: int, body: bytes, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    """Send one complete JSON response."""
+    headers = _JSON_HEADERS + [(b"content-length", str(len(body)).encode())] + (extra or [])
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def header(scope: dict[str, Any], name: bytes, default: bytes | None = None) -> bytes | None:
+    """The first value of a request header (`name` in lower case, as ASGI gives them)."""
+    return next((value for key, value in scope["headers"] if key == name), default)
+
+
+class App:
+    """The ASGI app serving one PackagedModel; see `create_app`."""
+
+    def __init__(self, model: PackagedModel, *, token: str | None, max_rows: int, max_body_bytes: int | None) -> None:
+        self.model = model
+        self.max_rows = max_rows
+        self.max_body_bytes = max(1 << 20, 2048 * max_rows) if max_body_bytes is None else max_body_bytes
+        self.expected_auth = f"Bearer {token}".encode("latin-1") if token else None
+        self.loads, self.dumps, self.numpy_native = jsonio.codec()
+        # The parts of every answer that never change, serialised once.
+        self.tail = self.dumps({"classes": model.classes, "model": model.name, "version": model.version})[1:]
+        self.health_body = self.dumps({"status": "ok", "model": model.name, "version": model.version})
+        self.metadata_body = self.dumps(metadata(model))
+        self.routes: dict[str, Route] = {
+            "/predict": Route(("POST",), self.predict, "use POST /predict with a JSON body"),
+            "/health": Route(("GET", "HEAD"), self.health, "use GET /health"),
+            "/metadata": Route(("GET", "HEAD"), self.metadata, "use GET /metadata"),
+        }
+
+    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            if scope["type"] == "lifespan":
+                await lifespan(receive, send)
+            return
+        path = scope["path"]
+        try:
+            if self.expected_auth is not None and path not in OPEN_PATHS:
+                self.check_token(scope)
+            route = self.routes.get(path)
+            if route is None:
+                routes = ", ".join(f"{r.methods[0]} {p}" for p, r in self.routes.items())
+                raise Refusal(404, f"no route {path}; the routes are {routes}")
+            if scope["method"] not in route.methods:
+                raise Refusal(405, route.usage, [(b"allow", route.methods[0].encode())])
+            await route.handler(scope, receive, send)
+        except Refusal as refusal:
+            await self.error(send, refusal.status, refusal.message, refusal.headers)
+        except _Disconnected:
+            return
+
+    async def error(self, send: Any, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+        await respond(send, status, self.dumps({"error": message}), extra)
+
+    def check_token(self, scope: dict[str, Any]) -> None:
+        given = header(scope, b"authorization", b"")
+        if not hmac.compare_digest(given, self.expected_auth):
+            reason = "missing bearer token" if not given else "wrong bearer token"
+            raise Refusal(401, f"{reason}: send the header 'Authorization: Bearer <token>'", [(b"www-authenticate", b"Bearer")])
+
+    # -- routes
+
+    async def health(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await respond(send, 200, self.health_body)
+
+    async def metadata(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        await respond(send, 200, self.metadata_body)
+
+    async def predict(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = await self.read_body(scope, receive)
+        if not body.strip():
+            raise Refusal(400, f"empty request body; send JSON: {SHAPES}")
+        try:
+            payload = self.loads(body)
+        except ValueError as exc:  # orjson.JSONDecodeError and json's are ValueErrors
+            raise Refusal(400, f"request body is not valid JSON ({short(exc, 120)})") from None
+        try:
+            if rows_hint(payload) > INLINE_ROWS:
+                answer = await asyncio.get_running_loop().run_in_executor(None, self.score, payload)
+            else:
+                answer = self.score(payload)
+        except InputError as exc:
+            raise Refusal(exc.status, str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - the model raised: answer, log, stay up
+            _log.exception("prediction failed")
+            raise Refusal(500, f"prediction failed: {type(exc).__name__}: {short(exc, 200)}") from None
+        await respond(send, 200, answer)
+
+    # -- the parts of /predict
+
+    async def read_body(self, scope: dict[str, Any], receive: Any) -> bytes:
+        """The request body, refused (413) as soon as it is over `max_body_bytes`."""
+        limit = self.max_body_bytes
+        length = header(scope, b"content-length")
+        if length is not None and length.isdigit() and int(length) > limit:
+            raise Refusal(413, f"request body of {int(length)} bytes is over the limit of {limit} bytes")
+        chunks = []
+        size = 0
+        more = True
+        while more:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                raise _Disconnected
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > limit:
+                raise Refusal(413, f"request body is over the limit of {limit} bytes")
+            chunks.append(chunk)
+            more = message.get("more_body", False)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    def score(self, payload: Any) -> bytes:
+        """A decoded payload → the answer's JSON bytes (InputError for a payload that does not fit)."""
+        frame = self.model.frame(payload, max_rows=self.max_rows)
+        predictions, probabilities = self.model.predict_frame(frame)
+        head = b'{"predictions":' + self.dumps(jsonio.array_json(predictions, self.numpy_native))
+        if probabilities is not None:
+            head += b',"probabilities":' + self.dumps(jsonio.array_json(probabilities, self.numpy_native))
+        return head + b"," + self.tail
+
+
+def create_app(
+    model: PackagedModel,
+    *,
+    token: str | None = None,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    max_body_bytes: int | None = None,
+) -> App:
+    """An ASGI app serving `model`: POST /predict, GET /health, GET /metadata.
+
+    Bad input gets a JSON {"error": "..."} naming the problem: 400 for a body that is not
+    JSON, 422 for a wrong shape, column, dtype or null and for an empty batch, 413 for more than
+    `max_rows` rows or a body over `max_body_bytes` (default: 2 KB per row allowed), 401 when a
+    bearer `token` is set and the request lacks it (/health is open, for liveness probes).
+    The model is warmed up first (PackageError if it no longer predicts its recorded sample).
+    """
+    model.warmup()
+    return App(model, token=token, max_rows=max_rows, max_body_bytes=max_body_bytes)
+
+
+async def lifespan(receive: Any, send: Any) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+
+
+def metadata(model: PackagedModel) -> dict[str, Any]:
+    """What GET /metadata answers: the manifest's summary and an example request."""
+    manifest = model.manifest
+    lineage = manifest.get("lineage") or {}
+    summary: dict[str, Any] = {}
+    if isinstance(lineage, dict):
+        for key, value in lineage.items():
+            if value is None or isinstance(value, (str, int, float, bool)):
+                summary[key] = value
+            elif isinstance(value, dict):
+                summary[key] = sorted(value)  # e.g. the stages whose dvc.lock hashes are recorded
+            elif isinstance(value, list):
+                summary[key] = value if len(json.dumps(value, default=str)) <= 2000 else f"{len(value)} items"
+    sample = manifest.get("sample_input") or {}
+    example = None
+    if sample.get("columns") and sample.get("data"):
+        example = {"records": [dict(zip(sample["columns"], sample["data"][0]))]}
+    return {
+        "name": model.name,
+        "version": model.version,
+        "created": manifest.get("created"),
+        "estimator": manifest.get("estimator"),
+        "task": manifest.get("task"),
+        "classes": model.classes,
+        "signature": manifest.get("signature"),
+        "metrics": manifest.get("metrics") or {},
+        "lineage": summary,
+        "versions": manifest.get("versions") or {},
+        "sha256": manifest.get("sha256"),
+        "example": example,
+    }
+
+
+# --- running it ---------------------------------------------------------------------------------
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port (port 0: a free one), inheritable by uvicorn's workers."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        sock = socket.create_server((host, port), family=family, backlog=2048)
+    except OSError as exc:
+        raise OSError(exc.errno, f"cannot listen on {host}:{port} ({exc.strerror or exc})") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def serve(
+    model: PackagedModel | str | os.PathLike[str],
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    token: str | None = None,
+    *,
+    max_rows: int = DEFAULT_MAX_ROWS,
+    n_jobs: int | None = 1,
+    access_log: bool = False,
+    log: Callable[[str], None] | None = None,
+) -> None:
+    """Serve the model (a PackagedModel, or a package folder) with uvicorn until interrupted.
+
+    Binds 127.0.0.1 unless told otherwise; port 0 picks a free port. Logs one line with the URL
+    once the socket listens. `n_jobs=1` (the default; None keeps the model's own) makes the model
+    predict in one thread: for request-sized batches joblib's thread start-up costs more than it
+    saves (a 300-tree forest: 3× slower per row with n_jobs=-1), and the sums are bit-stable."""
+    try:
+        import uvicorn
+    except ImportError:
+        raise PackageError("serving needs uvicorn: pip install uvicorn (or 'nbops[serve]')") from None
+    if not isinstance(model, PackagedModel):
+        model = PackagedModel.load(model)
+    if n_jobs is not None:
+        model.set_n_jobs(n_jobs)
+    if n_jobs == 1:
+        _limit_native_threads()
+    app = create_app(model, token=token, max_rows=max_rows)
+    sock = bind(host, port)
+    bound_port = sock.getsockname()[1]
+    shown = f"[{host}]" if ":" in host else host
+    note = ", bearer token required" if token else ""
+    (log or say)(
+        f"{model.name} {model.version}: serving on http://{shown}:{bound_port} "
+        f"(POST /predict, GET /health, GET /metadata{note}); Ctrl+C stops"
+    )
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=access_log, lifespan="on", server_header=False,
+        timeout_graceful_shutdown=10,
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    finally:
+        sock.close()
+
+
+def _limit_native_threads() -> None:
+    """One OpenMP/BLAS thread, as n_jobs=1 is one joblib thread: for request-sized batches a
+    thread pool's wake-up costs more than it saves (a gradient-boosted model's single row:
+    about 8 ms with two OpenMP threads, 1 ms with one)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # threadpoolctl comes with scikit-learn; without it, keep the defaults
+        return
+    threadpool_limits(limits=1)

@@ -1,0 +1,233 @@
+"""A model package loaded for prediction: the manifest, the sha256-verified model, its signature.
+
+    model = PackagedModel.load("registry/failure-predictor/0.1.0")
+    model.predict([{"Type": "L", "Air temperature [K]": 300.1, ...}])
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Mapping
+
+from .errors import PackageError, short
+from .signature import Signature
+from .trust import load_skops
+
+MANIFEST_FILE = "manifest.json"
+#: Final estimators whose `predict` is exactly `classes_.take(argmax(predict_proba))`, so one
+#: pass gives both (a 300-tree forest costs the same twice otherwise). Exact types only.
+_PREDICT_IS_ARGMAX_PROBA = frozenset({
+    "sklearn.ensemble._forest.RandomForestClassifier",
+    "sklearn.ensemble._forest.ExtraTreesClassifier",
+})
+
+
+class PackagedModel:
+    """A model package loaded for prediction: the model, its manifest and its input signature.
+
+    `predict` and `predict_proba` take a DataFrame, a list of records or a dict of columns, and
+    validate it against the signature first (InputError names the column and row at fault).
+    """
+
+    def __init__(self, model: Any, manifest: Mapping[str, Any], path: str | os.PathLike[str] | None = None) -> None:
+        self.model = model
+        self.manifest = dict(manifest)
+        self.path = Path(path) if path is not None else None
+        self.name: str = str(self.manifest.get("name") or "model")
+        self.version: str = str(self.manifest.get("version") or "0")
+        self.signature = Signature(self.manifest.get("signature") or {}, self.manifest.get("sample_input"), self._where())
+        self.signature_type: str = self.signature.type
+        self.columns: list[str] = self.signature.columns
+        classes = self.manifest.get("classes")
+        if classes is None and hasattr(model, "classes_"):
+            classes = model.classes_.tolist()
+        self.classes: list[Any] = list(classes or [])
+        # Shortcuts of predict_frame, enabled by warmup() once proven identical on the sample input.
+        self._one_pass = False  # predictions taken from predict_proba (forests)
+        self._transforms: list[Any] | None = None  # a pipeline's transformers, run once for both answers
+        self._final: Any = None
+        self._warm = False
+
+    def __repr__(self) -> str:
+        return f"<PackagedModel {self.name} {self.version} ({self.manifest.get('estimator', type(self.model).__name__)})>"
+
+    def _where(self) -> str:
+        return str(self.path / MANIFEST_FILE) if self.path is not None else f"model {self.name}"
+
+    # -- loading
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str], *, n_jobs: int | None = None) -> PackagedModel:
+        """Load the package folder `path`: read manifest.json, verify the model file's sha256,
+        load it with trusted types only. `n_jobs=1` makes every estimator of the model predict
+        in one thread, which is much faster for small batches (a server's)."""
+        folder = Path(path)
+        manifest_path = folder / MANIFEST_FILE
+        try:
+            manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise PackageError(f"{manifest_path}: not found; is {folder} a model package folder?") from None
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise PackageError(f"{manifest_path}: unreadable manifest ({short(exc)})") from None
+        if not isinstance(manifest, dict):
+            raise PackageError(f"{manifest_path}: the manifest must be a JSON object")
+        for key in ("model_file", "sha256", "signature"):
+            if not manifest.get(key):
+                raise PackageError(f"{manifest_path}: the manifest has no '{key}'")
+        if manifest.get("format", "skops") != "skops":
+            raise PackageError(f"{manifest_path}: unsupported model format {manifest.get('format')!r} (expected 'skops')")
+        model_name = str(manifest["model_file"])
+        if Path(model_name).name != model_name or model_name in ("", ".", ".."):
+            raise PackageError(f"{manifest_path}: model_file {model_name!r} must be a file name inside the package")
+        model_path = folder / model_name
+        try:
+            data = model_path.read_bytes()
+        except FileNotFoundError:
+            raise PackageError(f"{model_path}: model file not found (named by {MANIFEST_FILE})") from None
+        except OSError as exc:
+            raise PackageError(f"{model_path}: cannot read the model file ({short(exc)})") from None
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != manifest["sha256"]:
+            raise PackageError(
+                f"{model_path}: sha256 {digest[:12]}… does not match the manifest's {str(manifest['sha256'])[:12]}… "
+                "(the model file was changed after the package was built; do not serve it)"
+            )
+        trusted = manifest.get("trusted_types")
+        model = load_skops(data, str(model_path), trusted if isinstance(trusted, list) else None)
+        packaged = cls(model, manifest, folder)
+        if n_jobs is not None:
+            packaged.set_n_jobs(n_jobs)
+        return packaged
+
+    def set_n_jobs(self, n_jobs: int) -> None:
+        """Set `n_jobs` on every estimator of the model that has one (pipelines included).
+        Predictions stay the same; a forest's per-call thread start-up goes away."""
+        get_params = getattr(self.model, "get_params", None)
+        if get_params is None:
+            return
+        keys = {key: n_jobs for key in get_params(deep=True) if key == "n_jobs" or key.endswith("__n_jobs")}
+        if keys:
+            self.model.set_params(**keys)
+
+    # -- inputs
+
+    def frame(self, payload: Any, *, max_rows: int | None = None) -> Any:
+        """A validated DataFrame, in the signature's column order and dtypes, from a DataFrame,
+        a list of records, a dict of columns or a JSON-decoded request payload (signature.SHAPES)."""
+        return self.signature.frame(payload, max_rows=max_rows)
+
+    # -- prediction
+
+    def _model_input(self, frame: Any) -> Any:
+        # a model fitted on an array (signature type "array") must not see column names
+        return frame.to_numpy() if self.signature_type == "array" else frame
+
+    def predict(self, X: Any) -> Any:
+        """The model's predictions for X (DataFrame, list of records or dict of columns)."""
+        return self.model.predict(self._model_input(self.frame(X)))
+
+    @property
+    def predict_proba(self) -> Callable[[Any], Any]:
+        """Class probabilities for X, columns in the order of `classes` (classifiers only)."""
+        if not hasattr(self.model, "predict_proba"):
+            raise AttributeError(f"{self.name}: {type(self.model).__name__} has no predict_proba")
+        return self._predict_proba
+
+    def _predict_proba(self, X: Any) -> Any:
+        return self.model.predict_proba(self._model_input(self.frame(X)))
+
+    @property
+    def has_proba(self) -> bool:
+        return hasattr(self.model, "predict_proba")
+
+    def predict_frame(self, frame: Any) -> tuple[Any, Any]:
+        """(predictions, probabilities or None) for an already validated frame (see `frame`).
+
+        After `warmup` has proven them identical on the sample input, two shortcuts apply: a
+        pipeline's transformers run once for both answers, and for a forest the predictions are
+        taken from the probabilities, as the forest's own `predict` does."""
+        X = self._model_input(frame)
+        if not self.has_proba:
+            return self.model.predict(X), None
+        if self._transforms is None:
+            head, final = X, self.model
+        else:
+            head, final = X, self._final
+            for step in self._transforms:
+                head = step.transform(head)
+        probabilities = final.predict_proba(head)
+        if self._one_pass:
+            import numpy as np
+
+            return self._final_classes.take(np.argmax(probabilities, axis=1), axis=0), probabilities
+        return final.predict(head), probabilities
+
+    def warmup(self) -> None:
+        """Predict the manifest's sample input once: imports what prediction imports lazily, checks
+        that the model still predicts the recorded sample predictions (PackageError otherwise), and
+        enables the shortcuts of `predict_frame` where they give bit-identical answers."""
+        if self._warm:
+            return
+        sample = self.manifest.get("sample_input")
+        if not sample or not sample.get("data"):
+            self._warm = True
+            return
+        import numpy as np
+
+        frame = self.frame(dict(zip(sample["columns"], zip(*sample["data"]))))
+        X = self._model_input(frame)
+        predictions = self.model.predict(X)
+        expected = self.manifest.get("sample_predictions")
+        if expected is not None and not _same_predictions(predictions, expected):
+            raise PackageError(
+                f"{self._where()}: the model does not predict its recorded sample predictions in this environment "
+                f"(built with {_versions_text(self.manifest)}); reinstall the package's pinned requirements"
+            )
+        self._warm = True
+        if not self.has_proba:
+            return
+        probabilities = self.model.predict_proba(X)
+        final = self.model
+        if _qualname(self.model) == "sklearn.pipeline.Pipeline":
+            final = self.model.steps[-1][1]
+            transforms = [step for _, step in self.model.steps[:-1] if step is not None and not isinstance(step, str)]
+            if all(step == "passthrough" or step is None or hasattr(step, "transform") for _, step in self.model.steps[:-1]):
+                self._transforms, self._final = transforms, final
+        if _qualname(final) in _PREDICT_IS_ARGMAX_PROBA and getattr(final, "n_outputs_", 1) == 1:
+            self._final_classes, self._one_pass = final.classes_, True
+        try:
+            shortcut_predictions, shortcut_probabilities = self.predict_frame(frame)
+            same = (np.array_equal(shortcut_predictions, predictions)
+                    and np.array_equal(shortcut_probabilities, probabilities, equal_nan=True))
+        except Exception:  # noqa: BLE001 - a shortcut that fails is not taken
+            same = False
+        if not same:
+            self._transforms, self._one_pass = None, False
+
+
+def _qualname(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+
+
+def _same_predictions(predictions: Any, expected: list[Any]) -> bool:
+    """Labels must be equal; real-valued predictions may differ in the last bits (another CPU's
+    BLAS kernels sum in another order), not more."""
+    import numpy as np
+
+    if predictions.tolist() == expected:
+        return True
+    if predictions.dtype.kind != "f":
+        return False
+    try:
+        return bool(np.allclose(predictions, np.asarray(expected, dtype=np.float64), rtol=1e-9, atol=1e-12, equal_nan=True))
+    except (TypeError, ValueError):
+        return False
+
+
+def _versions_text(manifest: Mapping[str, Any]) -> str:
+    versions = manifest.get("versions") or {}
+    return ", ".join(f"{k} {v}" for k, v in versions.items()) or "unknown versions"
+
