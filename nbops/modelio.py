@@ -1,7 +1,8 @@
 """Model files: deterministic skops bytes, hash-verified loading of trusted types only, signatures.
 
-skops stores objects without pickle, so loading a model cannot run arbitrary code; types that
-skops does not trust by default are accepted only from the libraries in TRUSTED_MODULES.
+skops stores objects without pickle; what a file may name (types, and functions it holds) is
+decided by the runtime's trust policy (nbops/runtime/trust.py) before anything is imported, plus
+the exact names a project adds in params.yaml (`promote.trusted_types`).
 skops names array files and object ids after `id()`, so the same model would give different bytes
 on every run; `dumps` renumbers them in order of appearance and fixes zip timestamps, so an
 unchanged model keeps its sha256 and `dvc repro` does not churn.
@@ -15,15 +16,15 @@ import json
 import os
 import re
 import zipfile
+from pathlib import Path
 from typing import Any, Iterator
 
-from . import runtime
+from . import project, runtime
 from ._io import sha256_bytes
-from .exceptions import ModelFileError
+from .exceptions import ModelFileError, ParamsError
 
-#: Top-level modules whose types may be loaded from a model file (beyond skops' own defaults).
-#: The policy itself lives in `runtime`, which every model package carries a copy of.
-TRUSTED_MODULES = runtime.TRUSTED_MODULES
+#: Where a project lists the extra names it trusts.
+TRUSTED_TYPES_PARAM = "promote.trusted_types"
 _ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _ID_PATTERN = re.compile(r'("__id__": )(\d+)|"(\d+)\.npy"')
 
@@ -66,30 +67,43 @@ def _canonical_zip(raw: bytes) -> bytes:
     return out.getvalue()
 
 
-def untrusted_types(data: bytes) -> list[str]:
-    """Types in the file that skops does not trust by default."""
-    import skops.io as sio
-
-    return sorted(sio.get_untrusted_types(data=data))
-
-
-def check_trusted(types: list[str], where: str) -> None:
-    """Refuse types from outside TRUSTED_MODULES (runtime's policy) as a ModelFileError."""
+def parse_trusted_types(value: Any, where: str = f"{project.PARAMS_FILE} {TRUSTED_TYPES_PARAM}") -> list[str]:
+    """The extra trusted names of a project, checked (a list of full dotted names)."""
     try:
-        runtime.check_trusted(types, where)
+        return runtime.parse_trusted_types(value, where)
+    except runtime.PackageError as exc:
+        raise ParamsError(str(exc)) from None
+
+
+def project_trusted_types(root: str | os.PathLike[str] | None) -> list[str]:
+    """`promote.trusted_types` of the project at `root` (none without a params.yaml)."""
+    from .params import load_yaml
+
+    if root is None:
+        return []
+    params = load_yaml(Path(root) / project.PARAMS_FILE, shown=project.PARAMS_FILE)
+    section = params.get("promote") or {}
+    return parse_trusted_types(section.get("trusted_types") if isinstance(section, dict) else None)
+
+
+def names_trusted_by(data: bytes, trusted: list[str], where: str = "model") -> list[str]:
+    """The names of `trusted` that the file holds (what it needs beyond the built-in policy)."""
+    try:
+        held = set(runtime.check_schema(data, where, trusted))
     except runtime.PackageError as exc:
         raise ModelFileError(str(exc)) from None
+    return [name for name in trusted if name in held]
 
 
-def loads(data: bytes, where: str = "model") -> Any:
-    """Load skops bytes after checking that every type in them is trusted (runtime.load_skops)."""
+def loads(data: bytes, where: str = "model", trusted: list[str] | tuple[str, ...] = ()) -> Any:
+    """Load skops bytes whose every name passes the trust policy, plus `trusted` (runtime.load_skops)."""
     try:
-        return runtime.load_skops(data, where)
+        return runtime.load_skops(data, where, list(trusted))
     except runtime.PackageError as exc:
         raise ModelFileError(str(exc)) from exc.__cause__
 
 
-def load_file(path: str | os.PathLike[str], sha256: str | None = None) -> Any:
+def load_file(path: str | os.PathLike[str], sha256: str | None = None, trusted: list[str] | tuple[str, ...] = ()) -> Any:
     """Load a model file, verifying its sha256 first when one is given."""
     try:
         with open(path, "rb") as handle:
@@ -101,7 +115,7 @@ def load_file(path: str | os.PathLike[str], sha256: str | None = None) -> Any:
             f"{path}: sha256 {sha256_bytes(data)[:12]}… does not match the recorded {sha256[:12]}… "
             "(the file was changed after it was recorded; re-create it with `dvc repro`)"
         )
-    return loads(data, str(path))
+    return loads(data, str(path), trusted)
 
 
 @contextlib.contextmanager

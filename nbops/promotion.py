@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from . import gates as gates_mod
-from . import package, pipeline, project
+from . import modelio, package, pipeline, project
 from ._io import sha256_file
 from .cards import finish_notebook_html, start_notebook_html
 from .exceptions import PromotionError, RegistryError
@@ -107,6 +107,7 @@ def promote(
     config = params.get("promote") or {}
     if not isinstance(config, dict):
         raise PromotionError("params.yaml: the `promote:` section must be a mapping (thresholds:, tolerance:, registry:)")
+    config = {**config, "trusted_types": modelio.parse_trusted_types(config.get("trusted_types"))}
     candidate = gather(root_path, name, to, config, force)
     # DVC's status, the card's rendering and (once the package exists) the parity check run in
     # subprocesses while this one builds the package.
@@ -297,7 +298,8 @@ def package_manifest(candidate: gates_mod.Candidate, version: str) -> dict[str, 
         "estimator": recorded.get("estimator"),
         "task": recorded.get("task"),
         "classes": recorded.get("classes"),
-        "trusted_types": recorded.get("trusted_types", []),
+        # exactly params.yaml's promote.trusted_types: the package trusts these beyond the built-in policy
+        "trusted_types": candidate.config.get("trusted_types") or [],
         "signature": recorded.get("signature"),
         "output": _output_description(recorded),
         "sample_input": recorded.get("sample_input"),

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from . import project
 from ._io import atomic_write_bytes, dump_json, sha256_bytes
-from .exceptions import RecordError
+from .exceptions import ModelFileError, RecordError
 
 RECORD_MIME = "application/vnd.nbops.record+json"
 
@@ -280,11 +280,22 @@ def save_model(model: Any, name: str, *, sample_input: Any, description: str = "
     except Exception as exc:  # noqa: BLE001 - the user's model raised: say so in their terms
         raise RecordError(f"save_model('{name}'): the model could not predict its sample_input: {type(exc).__name__}: {exc}") from exc
 
-    data = modelio.dumps(model)
-    types = modelio.untrusted_types(data)
-    modelio.check_trusted(types, f"save_model('{name}')")
-    with modelio.single_threaded(modelio.loads(data, f"save_model('{name}')")) as reloaded:
-        replayed = reloaded.predict(sample_input)
+    try:
+        data = modelio.dumps(model)
+    except Exception as exc:  # noqa: BLE001 - skops cannot store some objects: say which, in the cell
+        raise RecordError(f"save_model('{name}'): skops cannot store this model ({type(exc).__name__}: {exc}); nothing was saved") from None
+    # Load it back as production will (the trust policy, plus params.yaml's promote.trusted_types),
+    # so that a model nbops would refuse to serve is refused here, in the notebook cell.
+    trusted = modelio.project_trusted_types(project_root())
+    try:
+        reloaded = modelio.loads(data, f"save_model('{name}')", trusted)
+        with modelio.single_threaded(reloaded):
+            replayed = reloaded.predict(sample_input)
+    except ModelFileError as exc:
+        raise ModelFileError(f"{exc}; nothing was saved") from None
+    except Exception as exc:  # noqa: BLE001 - the reloaded model raised: it could not be served either
+        raise RecordError(f"save_model('{name}'): the model loaded back from its skops bytes cannot predict "
+                          f"({type(exc).__name__}: {exc}); nothing was saved") from None
     if modelio.to_jsonable(replayed) != modelio.to_jsonable(predictions):
         raise RecordError(f"save_model('{name}'): the model predicts differently after a skops round trip; it cannot be saved faithfully")
 
@@ -302,7 +313,7 @@ def save_model(model: Any, name: str, *, sample_input: Any, description: str = "
         "estimator": f"{type(model).__module__}.{type(model).__qualname__}",
         "task": "classification" if probabilities is not None else "prediction",
         "classes": modelio.to_jsonable(getattr(model, "classes_", [])),
-        "trusted_types": types,
+        "trusted_types": modelio.names_trusted_by(data, trusted),  # what it needs from params.yaml's list
         "signature": signature,
         "sample_input": modelio.sample_records(sample_input),
         "sample_predictions": modelio.to_jsonable(predictions),
@@ -335,7 +346,9 @@ def load_model(name: str) -> Any:
             f"load_model: no model '{name}' ({project.model_manifest_path(name)} is missing); "
             "save it with nbops.save_model or run the stage that does (`dvc repro`)"
         ) from None
-    return modelio.load_file(manifest_file.parent / manifest["model_file"], manifest["sha256"])
+    # The project's extra trusted names (params.yaml promote.trusted_types), as a package trusts its manifest's.
+    trusted = modelio.project_trusted_types(root)
+    return modelio.load_file(manifest_file.parent / manifest["model_file"], manifest["sha256"], trusted)
 
 
 def _versions() -> dict[str, str]:

@@ -30,7 +30,12 @@ def serve(ref: str, *, host: str = "127.0.0.1", port: int = 8000, token: str | N
         import uvicorn  # noqa: F401
     except ImportError:
         raise ServeError("serving needs FastAPI and uvicorn: pip install 'nbops[serve]'") from None
-    runtime.serve(model, host=host, port=port, token=token)
+    try:
+        runtime.serve(model, host=host, port=port, token=token)
+    except runtime.PackageError as exc:  # e.g. it no longer predicts its recorded sample here
+        raise ServeError(str(exc)) from None
+    except OSError as exc:  # the port is taken, the address is not this machine's...
+        raise ServeError(exc.strerror or str(exc)) from None
 
 
 def predict_csv(ref: str, input_path: str, output_path: str | None, *, registry: str | None = None) -> None:

@@ -95,8 +95,8 @@ class PackagedModel:
                 f"{model_path}: sha256 {digest[:12]}… does not match the manifest's {str(manifest['sha256'])[:12]}… "
                 "(the model file was changed after the package was built; do not serve it)"
             )
-        trusted = manifest.get("trusted_types")
-        model = load_skops(data, str(model_path), trusted if isinstance(trusted, list) else None)
+        # The package trusts exactly its manifest's extra names, beyond the built-in policy.
+        model = load_skops(data, str(model_path), manifest.get("trusted_types"))
         packaged = cls(model, manifest, folder)
         if n_jobs is not None:
             packaged.set_n_jobs(n_jobs)

@@ -155,28 +155,29 @@ def test_missing_package_files_are_named(package, tmp_path):
         PackagedModel.load(copy)
 
 
-@pytest.mark.parametrize("listed", ["file's own list", "manifest lies"])
-def test_types_from_untrusted_libraries_are_refused(package, tmp_path, listed):
-    # json.dumps is a function skops stores by reference; json is not a trusted library
+def test_a_package_trusts_exactly_its_manifests_extra_names(package, tmp_path):
+    # json.dumps is a function skops stores by name; it is not on the built-in allow-list
     data = sio.dumps(FunctionTransformer(func=json.dumps))
-    assert sio.get_untrusted_types(data=data) == ["json.dumps"]
     folder = shutil.copytree(package, tmp_path / "package")
     (folder / "model.skops").write_bytes(data)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["sha256"] = hashlib.sha256(data).hexdigest()
-    manifest["trusted_types"] = ["json.dumps"] if listed == "file's own list" else []
+    manifest["trusted_types"] = []
     (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
-    with pytest.raises(PackageError, match=r"refusing to load types from outside sklearn, numpy, scipy: json.dumps"):
+    with pytest.raises(PackageError, match=r"model.skops: refusing to load the model: it holds function json.dumps"):
         PackagedModel.load(folder)
+    manifest["trusted_types"] = ["json.dumps"]
+    (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+    assert PackagedModel.load(folder).model.func is json.dumps
 
 
 def test_modelio_uses_the_runtime_policy():
     data = sio.dumps(FunctionTransformer(func=json.dumps))
-    with pytest.raises(ModelFileError, match="refusing to load types from outside"):
+    with pytest.raises(ModelFileError, match="m.skops: refusing to load the model: it holds function json.dumps"):
         modelio.loads(data, "m.skops")
+    assert modelio.loads(data, "m.skops", ["json.dumps"]).func is json.dumps
     with pytest.raises(ModelFileError, match="not a readable skops model file"):
         modelio.loads(b"not a zip", "m.skops")
-    assert modelio.TRUSTED_MODULES is runtime.TRUSTED_MODULES
 
 
 def test_runtime_is_standalone(tmp_path):
