@@ -74,7 +74,7 @@ class App:
         self.model = model
         self.max_rows = max_rows
         self.max_body_bytes = max(1 << 20, 2048 * max_rows) if max_body_bytes is None else max_body_bytes
-        self.expected_auth = f"Bearer {token}".encode("latin-1") if token else None
+        self.expected_token = token.encode("latin-1") if token else None
         self.loads, self.dumps, self.numpy_native = jsonio.codec()
         # The parts of every answer that never change, serialised once.
         self.tail = self.dumps({"classes": model.classes, "model": model.name, "version": model.version})[1:]
@@ -93,7 +93,7 @@ class App:
             return
         path = scope["path"]
         try:
-            if self.expected_auth is not None and path not in OPEN_PATHS:
+            if self.expected_token is not None and path not in OPEN_PATHS:
                 self.check_token(scope)
             route = self.routes.get(path)
             if route is None:
@@ -111,8 +111,10 @@ class App:
         await respond(send, status, self.dumps({"error": message}), extra)
 
     def check_token(self, scope: dict[str, Any]) -> None:
+        """Authorization: Bearer <token>; the scheme's name is case-insensitive (RFC 7235), the token is not."""
         given = header(scope, b"authorization", b"")
-        if not hmac.compare_digest(given, self.expected_auth):
+        scheme, _, credentials = given.strip().partition(b" ")
+        if scheme.lower() != b"bearer" or not hmac.compare_digest(credentials.strip(), self.expected_token):
             reason = "missing bearer token" if not given else "wrong bearer token"
             raise Refusal(401, f"{reason}: send the header 'Authorization: Bearer <token>'", [(b"www-authenticate", b"Bearer")])
 
@@ -125,12 +127,13 @@ class App:
         await respond(send, 200, self.metadata_body)
 
     async def predict(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        check_json_content(scope)
         body = await self.read_body(scope, receive)
         if not body.strip():
             raise Refusal(400, f"empty request body; send JSON: {SHAPES}")
         try:
             payload = self.loads(body)
-        except ValueError as exc:  # orjson.JSONDecodeError and json's are ValueErrors
+        except ValueError as exc:  # orjson.JSONDecodeError and json's are ValueErrors (jsonio's too)
             raise Refusal(400, f"request body is not valid JSON ({short(exc, 120)})") from None
         try:
             if rows_hint(payload) > INLINE_ROWS:
@@ -177,6 +180,20 @@ class App:
         return head + b"," + self.tail
 
 
+def check_json_content(scope: dict[str, Any]) -> None:
+    """415 for a body declared as something else than JSON (application/json or any +json type),
+    or sent compressed; a request without Content-Type is read as JSON."""
+    declared = header(scope, b"content-type")
+    if declared is not None:
+        media_type = declared.split(b";", 1)[0].strip().lower()
+        if media_type != b"application/json" and not (media_type.startswith(b"application/") and media_type.endswith(b"+json")):
+            shown = media_type.decode("latin-1") or "(empty)"
+            raise Refusal(415, f"Content-Type {shown} is not JSON; send the body as application/json")
+    encoding = header(scope, b"content-encoding")
+    if encoding is not None and encoding.strip().lower() not in (b"", b"identity"):
+        raise Refusal(415, f"Content-Encoding {encoding.decode('latin-1')} is not supported; send the JSON body uncompressed")
+
+
 def create_app(
     model: PackagedModel,
     *,
@@ -187,7 +204,7 @@ def create_app(
     """An ASGI app serving `model`: POST /predict, GET /health, GET /metadata.
 
     Bad input gets a JSON {"error": "..."} naming the problem: 400 for a body that is not
-    JSON, 422 for a wrong shape, column, dtype or null and for an empty batch, 413 for more than
+    valid JSON (or nested too deeply), 415 for one declared as another media type, 422 for a wrong shape, column, dtype or null and for an empty batch, 413 for more than
     `max_rows` rows or a body over `max_body_bytes` (default: 2 KB per row allowed), 401 when a
     bearer `token` is set and the request lacks it (/health is open, for liveness probes).
     The model is warmed up first (PackageError if it no longer predicts its recorded sample).

@@ -28,7 +28,10 @@ def _refuse(token: str) -> Any:
 
 
 def _stdlib_loads(body: bytes) -> Any:
-    return json.loads(body, parse_constant=_refuse)
+    try:
+        return json.loads(body, parse_constant=_refuse)
+    except RecursionError:  # json recurses per nesting level; orjson stops at 1024 levels with a ValueError
+        raise ValueError("the JSON is nested too deeply") from None
 
 
 def _stdlib_dumps(value: Any) -> bytes:

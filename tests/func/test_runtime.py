@@ -397,15 +397,20 @@ def test_python_m_package_predict_without_nbops(package, manifest, tmp_path):
 # --- the HTTP server, over real HTTP -----------------------------------------------------------
 
 
+#: `python -m <pkg>` with orjson made unimportable: the server's standard-library JSON fallback.
+_WITHOUT_ORJSON = "import runpy, sys; sys.modules['orjson'] = None; runpy.run_module(sys.argv.pop(1), run_name='__main__')"
+
+
 class Server:
-    def __init__(self, pkg: Path, log: Path, *args: str, token: str | None = None) -> None:
+    def __init__(self, pkg: Path, log: Path, *args: str, token: str | None = None, orjson: bool = True) -> None:
         env = _isolated_env(pkg.parent)
         if token:
             env[runtime.TOKEN_ENV] = token
         self.log = log
         self.started = time.monotonic()
+        start = ["-m", pkg.name] if orjson else ["-c", _WITHOUT_ORJSON, pkg.name]
         self.process = subprocess.Popen(
-            [sys.executable, "-m", pkg.name, "serve", "--port", "0", *args],
+            [sys.executable, *start, "serve", "--port", "0", *args],
             cwd=pkg.parent, env=env, stdout=subprocess.DEVNULL, stderr=log.open("w"),
         )
         deadline = time.monotonic() + 60
@@ -508,6 +513,57 @@ def test_server_routes_and_methods(server):
     assert server.process.poll() is None
 
 
+@pytest.mark.parametrize("content_type, status", [
+    ("application/json", 200), ("application/json; charset=utf-8", 200), ("APPLICATION/JSON", 200),
+    ("application/vnd.api+json", 200), (None, 200),
+    ("text/csv", 415), ("application/x-www-form-urlencoded", 415), ("text/plain; charset=utf-8", 415),
+    ("multipart/form-data; boundary=x", 415), ("", 415),
+])
+def test_server_answers_415_for_a_body_declared_as_not_json(server, manifest, content_type, status):
+    headers = {} if content_type is None else {"content-type": content_type}
+    answer = server.client.post("/predict", content=json.dumps(records(manifest, 2)).encode(), headers=headers)
+    assert answer.status_code == status, answer.text
+    if status == 415:
+        assert answer.json()["error"].endswith("is not JSON; send the body as application/json")
+    assert server.client.get("/health").status_code == 200
+
+
+def test_server_refuses_compressed_bodies_with_415(server, manifest):
+    import gzip
+
+    body = gzip.compress(json.dumps(records(manifest, 2)).encode())
+    answer = server.client.post("/predict", content=body, headers={"content-type": "application/json", "content-encoding": "gzip"})
+    assert answer.status_code == 415 and "Content-Encoding gzip is not supported" in answer.json()["error"]
+
+
+@pytest.fixture(scope="module")
+def stdlib_server(package, tmp_path_factory):
+    where = tmp_path_factory.mktemp("served-stdlib")
+    running = Server(_installed_copy(package, where / "site"), where / "server.log", orjson=False)
+    yield running
+    running.client.close()
+    running.stop()
+
+
+@pytest.mark.parametrize("codec", ["orjson", "stdlib json"])
+def test_deeply_nested_bodies_get_400_not_500(server, stdlib_server, manifest, codec):
+    running = server if codec == "orjson" else stdlib_server
+    for depth in (2_000, 200_000):  # beyond both parsers' nesting limits; 400 KB, under the body limit
+        answer = running.client.post("/predict", content=b"[" * depth + b"]" * depth, headers={"content-type": "application/json"})
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error"].startswith("request body is not valid JSON")
+    assert running.client.post("/predict", json=records(manifest, 2)).status_code == 200
+    assert running.process.poll() is None
+
+
+def test_the_stdlib_server_predicts_like_the_orjson_one(server, stdlib_server, manifest):
+    fast = server.client.post("/predict", json=records(manifest)).json()
+    slow = stdlib_server.client.post("/predict", json=records(manifest)).json()
+    assert_same_probabilities(slow.pop("probabilities"), fast.pop("probabilities"))
+    assert slow == fast
+    assert "nested too deeply" in stdlib_server.client.post("/predict", content=b"[" * 5000 + b"]" * 5000).json()["error"]
+
+
 def test_bearer_token_is_required_when_set(package, manifest, tmp_path):
     secured = Server(_installed_copy(package, tmp_path / "site"), tmp_path / "server.log", token="s3cret")
     try:
@@ -522,6 +578,13 @@ def test_bearer_token_is_required_when_set(package, manifest, tmp_path):
         assert secured.client.get("/health").status_code == 200  # liveness probes carry no token
         ok = secured.client.post("/predict", json=payload, headers={"Authorization": "Bearer s3cret"})
         assert ok.status_code == 200 and ok.json()["predictions"] == manifest["sample_predictions"][:2]
+        # RFC 7235: the scheme's name is case-insensitive, and one or more spaces may follow it
+        for given in ("bearer s3cret", "BEARER s3cret", "BeArEr   s3cret"):
+            assert secured.client.post("/predict", json=payload, headers={"Authorization": given}).status_code == 200, given
+        # the token itself is compared exactly; other schemes are refused
+        for given in ("Bearer S3CRET", "Basic s3cret", "Bearers3cret", "s3cret"):
+            refused = secured.client.post("/predict", json=payload, headers={"Authorization": given})
+            assert refused.status_code == 401 and "wrong bearer token" in refused.json()["error"], given
     finally:
         secured.client.close()
         secured.stop()
