@@ -20,6 +20,7 @@ enough, and the policy is an exact list of names:
 file names) is imported, and refuses a file that names anything else; `load_skops` then lets
 skops load the file with exactly those names trusted, so skops' own audit is a second check.
 `allowlist.py` is generated from the installed libraries (`python -m nbops.trust_catalog`).
+Once loaded, the trees' indices are checked (integrity.py) before the model predicts anything.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ from typing import Any, Iterable, Sequence
 
 from .allowlist import FUNCTIONS, TYPES
 from .errors import PackageError, short
+from .integrity import check_structures
 
 #: Where a project trusts more names; quoted by every refusal.
 HOW_TO_ALLOW = "promote.trusted_types in params.yaml"
@@ -57,24 +59,27 @@ def parse_trusted_types(value: Any, where: str) -> list[str]:
 
 
 def schema_nodes(data: bytes, where: str) -> list[tuple[str, str]]:
-    """(node kind, name) of every object the file's schema names, read with the standard
-    library only: nothing the file names is imported."""
+    """(node kind, name) of every object the file's schema names (inert JSON values and slices
+    aside), read with the standard library only: nothing the file names is imported."""
+    found: dict[tuple[str, str], None] = {}
+
+    def collect(node: dict[str, Any]) -> dict[str, Any]:  # called by the parser for every object
+        loader = node.get("__loader__")
+        if loader is None or loader in _INERT_NODES:
+            return node
+        module, name = node.get("__module__"), node.get("__class__")
+        if type(module) is str and type(name) is str and loader != "MethodNode":  # the common case, fast
+            found[(loader, f"{module}.{name}")] = None
+        else:
+            found[_node_name(node, loader, where)] = None
+        return node
+
     try:
         with zipfile.ZipFile(io.BytesIO(data)) as archive:
-            schema = json.loads(archive.read("schema.json"))
+            schema = archive.read("schema.json")
+        json.loads(schema, object_hook=collect)
     except (zipfile.BadZipFile, KeyError, ValueError, RecursionError, OSError) as exc:
         raise PackageError(f"{where}: not a readable skops model file ({type(exc).__name__}: {short(exc, 160)})") from None
-    found: dict[tuple[str, str], None] = {}
-    stack = [schema]
-    while stack:  # iterative: a deeply nested schema must not exhaust the stack
-        item = stack.pop()
-        if isinstance(item, dict):
-            loader = item.get("__loader__")
-            if loader is not None:
-                found[_node_name(item, loader, where)] = None
-            stack.extend(item.values())
-        elif isinstance(item, list):
-            stack.extend(item)
     return list(found)
 
 
@@ -146,9 +151,11 @@ def load_skops(data: bytes, where: str = "model", trusted: Sequence[str] | None 
     except ImportError:
         raise PackageError(f"{where}: loading a model needs skops (pip install skops scikit-learn)") from None
     try:
-        return sio.loads(data, trusted=names)
+        model = sio.loads(data, trusted=names)
     except sio.exceptions.UntrustedTypesFoundException as exc:  # skops saw a name our reading did not
         raise PackageError(f"{where}: refusing to load the model: skops finds untrusted {short(exc, 200)}; "
                            f"if you trust them, add their exact names to {HOW_TO_ALLOW}") from None
     except Exception as exc:  # noqa: BLE001 - any failure to rebuild means: not a model we can use
         raise PackageError(f"{where}: the model could not be loaded ({type(exc).__name__}: {short(exc)})") from exc
+    check_structures(model, where)  # trusted types, but are their indices inside their arrays?
+    return model

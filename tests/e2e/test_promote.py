@@ -3,6 +3,7 @@ HTTP and a fresh virtual environment (marked slow)."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -14,12 +15,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
 from nbops.testing import command_env, copy_project, init_repo, run, set_params
 
 from ..conftest import REPO
+from ..func.malicious_models import HELPER, KINDS, Evidence
 
 pytestmark = pytest.mark.slow
 MODEL = "failure-predictor"
@@ -31,7 +34,8 @@ def repo(tmp_path_factory):
     env = command_env(home)
     project = copy_project(REPO, home / "project")
     set_params(project, {"ingest": {"n_rows": 3000}, "train": {"max_iter": 50},
-                         "promote": {"thresholds": {"roc_auc": ">= 0.8", "recall": ">= 0.3"}, "tolerance": 0.0}})
+                         "promote": {"thresholds": {"roc_auc": ">= 0.8", "recall": ">= 0.3"}, "tolerance": 0.0,
+                                     "trusted_types": [HELPER]}})
     init_repo(project, env)
     run(["dvc", "repro"], project, env)
     run(["git", "add", "-A"], project, env)
@@ -83,6 +87,7 @@ def test_promote_builds_a_self_describing_package(project):
     assert [n["stage"] for n in manifest["lineage"]["notebooks"]] == ["ingest", "featurize", "train", "evaluate"]
     assert manifest["lineage"]["stages"]["train"]["outs"]
     assert manifest["params"]["train.max_iter"] == 50
+    assert manifest["trusted_types"] == [HELPER]  # params.yaml's promote.trusted_types, exactly
     requirements = (package / "requirements.txt").read_text()
     assert "scikit-learn==" in requirements and "skops==" in requirements
     for heavy in ("jupyterlab", "dvc", "papermill", "nbops", "nbformat"):
@@ -314,22 +319,36 @@ def test_nbops_serve_and_predict(project):
     refused(nbops(root, env, "predict", MODEL, str(test_csv), check=False), "unexpected column 'Machine failure'")
 
 
-def test_wheel_installs_in_a_fresh_venv_and_predicts_like_the_notebook(project, tmp_path):
-    root, env = project
+@pytest.fixture(scope="module")
+def wheel_venv(repo, tmp_path_factory) -> SimpleNamespace:
+    """One promotion's wheel installed in one fresh virtual environment, for the tests that use it."""
+    source, env = repo
+    home = tmp_path_factory.mktemp("wheel")
+    root = home / "project"
+    shutil.copytree(source, root, symlinks=True)
+    env = {**env, "NBOPS_REGISTRY": str(home / "registry")}
     out = json.loads(nbops(root, env, "promote", MODEL, "--json").stdout)
-    wheel = out["wheel"]
-    manifest = json.loads((Path(out["path"]) / "manifest.json").read_text())
-    venv = tmp_path / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], tmp_path, env)
+    venv = home / "venv"
+    run([sys.executable, "-m", "venv", str(venv)], home, env)
     python = str(venv / "bin/python")
-    run([python, "-m", "pip", "install", "-q", wheel], tmp_path, env, timeout=900)
+    run([python, "-m", "pip", "install", "-q", out["wheel"]], home, env, timeout=900)
+    manifest = json.loads((Path(out["path"]) / "manifest.json").read_text())
+    return SimpleNamespace(python=python, out=out, manifest=manifest, env=env, project=root)
+
+
+def write_input_csv(manifest: dict, path: Path) -> Path:
+    sample = manifest["sample_input"]
+    path.write_text(",".join(sample["columns"]) + "\n" + "\n".join(",".join(map(str, row)) for row in sample["data"]) + "\n")
+    return path
+
+
+def test_wheel_installs_in_a_fresh_venv_and_predicts_like_the_notebook(wheel_venv, tmp_path):
+    python, out, manifest, env = wheel_venv.python, wheel_venv.out, wheel_venv.manifest, wheel_venv.env
     installed = run([python, "-m", "pip", "list", "--format=freeze"], tmp_path, env).stdout.lower()
     for heavy in ("jupyterlab", "dvc", "papermill", "nbops", "nbformat", "ipykernel"):
         assert f"{heavy}==" not in installed
     sample = manifest["sample_input"]
-    (tmp_path / "input.csv").write_text(
-        ",".join(sample["columns"]) + "\n" + "\n".join(",".join(map(str, row)) for row in sample["data"]) + "\n"
-    )
+    write_input_csv(manifest, tmp_path / "input.csv")
     check = (
         "import json, pandas as pd, failure_predictor as pkg\n"
         "frame = pd.read_csv('input.csv')\n"
@@ -350,6 +369,61 @@ def test_wheel_installs_in_a_fresh_venv_and_predicts_like_the_notebook(project, 
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_the_installed_wheel_refuses_malicious_model_files(wheel_venv, tmp_path):
+    """The wheel's own runtime (in the venv, without nbops) given each malicious file as its
+    model (sha256 and manifest made to match, the helper they need trusted): `python -m <pkg>
+    predict` exits 1 with the one-line refusal and nothing happens. A legitimate model holding a
+    NumPy-ufunc FunctionTransformer, swapped in the same way, predicts."""
+    python, env = wheel_venv.python, wheel_venv.env
+    folder = Path(run([python, "-c", "import failure_predictor as p, os; print(os.path.dirname(p.__file__))"], tmp_path, env).stdout.strip())
+    original = {name: (folder / name).read_bytes() for name in ("model.skops", "manifest.json")}
+    write_input_csv(wheel_venv.manifest, tmp_path / "input.csv")
+    evidence = Evidence(tmp_path / "evidence")
+
+    def install_model(data: bytes) -> None:
+        manifest = {**json.loads(original["manifest.json"]), "sha256": hashlib.sha256(data).hexdigest(), "trusted_types": [HELPER]}
+        (folder / "model.skops").write_bytes(data)
+        (folder / "manifest.json").write_text(json.dumps(manifest), encoding="utf-8")
+
+    try:
+        for kind, (_, attack) in KINDS.items():
+            install_model(evidence.build(kind))
+            result = run([python, "-m", "failure_predictor", "predict", "input.csv"], tmp_path, env, check=False)
+            assert result.returncode == 1, (kind, result.stdout, result.stderr)
+            error = result.stderr.strip()
+            assert error.startswith(f"error: {folder / 'model.skops'}: refusing to load the model: it holds function {attack},"), error
+            assert "promote.trusted_types in params.yaml" in error and "\n" not in error and not result.stdout
+            assert evidence.harm() == []
+        install_model(_ufunc_pipeline(wheel_venv))
+        scored = run([python, "-m", "failure_predictor", "predict", "input.csv"], tmp_path, env)
+        assert scored.stdout.count("\n") == len(wheel_venv.manifest["sample_input"]["data"]) + 1
+    finally:
+        for name, data in original.items():
+            (folder / name).write_bytes(data)
+
+
+def _ufunc_pipeline(wheel_venv: SimpleNamespace) -> bytes:
+    """A legitimate model for the package's signature: log1p (a NumPy ufunc) on the numbers."""
+    import numpy as np
+    import pandas as pd
+    import skops.io as sio
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
+
+    columns = wheel_venv.manifest["signature"]["columns"]
+    numbers = [c["name"] for c in columns if c["dtype"] != "str"]
+    texts = [c["name"] for c in columns if c["dtype"] == "str"]
+    train = pd.read_csv(wheel_venv.project / "data/features/train.csv")
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(handle_unknown="ignore"), texts),
+                                (FunctionTransformer(np.log1p), numbers)),
+        LogisticRegression(max_iter=500),
+    ).fit(train[texts + numbers], train["Machine failure"])
+    return sio.dumps(model)
 
 
 def test_package_is_an_mlflow_model(project):

@@ -25,6 +25,9 @@ from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import FunctionTransformer
 
 _PLACEHOLDER = ("numpy", "negative")
+#: The one helper the files need beyond the built-in policy. Tests trust it (as a project may,
+#: in params.yaml), so that the only name left to refuse in each file is the attack itself.
+HELPER = "numpy.full_like"
 
 
 def _edited(steps: list[tuple[str, FunctionTransformer]], module: str, name: str) -> bytes:
@@ -135,3 +138,57 @@ class Evidence:
         if self.written.exists():
             done.append("a file was written")
         return done
+
+
+# --- trusted types, edited contents ----------------------------------------------------------------
+
+_FAR = 2**31 - 5  # an index far outside any array of the model
+
+
+def _fitted(estimator):
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3))
+    return estimator.fit(X, (X[:, 0] > 0).astype(int)), X
+
+
+def tree_out_of_bounds() -> bytes:
+    """A random forest whose first tree's root points to children far beyond its nodes."""
+    from sklearn.ensemble import RandomForestClassifier
+    from sklearn.tree._tree import Tree
+
+    forest, _ = _fitted(RandomForestClassifier(n_estimators=2, max_depth=3, random_state=0))
+    tree = forest.estimators_[0].tree_
+    state = tree.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["left_child"][0] = nodes["right_child"][0] = _FAR
+    edited = Tree(*tree.__reduce__()[1])
+    edited.__setstate__({**state, "nodes": nodes})
+    forest.estimators_[0].tree_ = edited
+    return sio.dumps(forest)
+
+
+def predictor_out_of_bounds() -> bytes:
+    """A HistGradientBoosting model whose first predictor's root points far beyond its nodes."""
+    from sklearn.ensemble import HistGradientBoostingClassifier
+
+    model, _ = _fitted(HistGradientBoostingClassifier(max_iter=2))
+    nodes = model._predictors[0][0].nodes
+    nodes["left"][0] = nodes["right"][0] = _FAR
+    return sio.dumps(model)
+
+
+def neighbours_out_of_bounds() -> bytes:
+    """A k-nearest-neighbours model whose KDTree indexes a sample far beyond its data."""
+    from sklearn.neighbors import KNeighborsClassifier
+
+    model, _ = _fitted(KNeighborsClassifier(algorithm="kd_tree"))
+    model._tree.get_arrays()[1][:] = _FAR  # the sample index array, in place
+    return sio.dumps(model)
+
+
+#: kind → (builder, the type the refusal names)
+EDITED = {
+    "tree": (tree_out_of_bounds, "sklearn.tree._tree.Tree"),
+    "predictor": (predictor_out_of_bounds, "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"),
+    "kdtree": (neighbours_out_of_bounds, "sklearn.neighbors._kd_tree.KDTree"),
+}

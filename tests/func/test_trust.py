@@ -36,11 +36,8 @@ from nbops.exceptions import ModelFileError, ParamsError
 from nbops.runtime import PackagedModel, PackageError, allowlist
 from nbops.testing import command_env
 
-from .malicious_models import KINDS, Evidence
+from .malicious_models import EDITED, HELPER, KINDS, Evidence
 
-#: The one helper the files need beyond the built-in policy; the project trusts it, so the only
-#: name left to refuse in each file is the attack itself.
-HELPER = "numpy.full_like"
 COLUMNS = ["a", "b", "c"]
 
 
@@ -249,6 +246,57 @@ def test_the_allow_list_is_current():
     """Regenerated from the installed scikit-learn (every estimator fitted), it equals the
     committed one; otherwise run `python -m nbops.trust_catalog --write`."""
     assert trust_catalog.differences(trust_catalog.build()) == []
+
+
+# --- trusted types whose contents were edited ----------------------------------------------------
+
+_PREDICT_AS_SKOPS_LOADS = """
+import sys, numpy as np, skops.io as sio
+data = open(sys.argv[1], "rb").read()
+sio.loads(data, trusted=sio.get_untrusted_types(data=data)).predict(np.zeros((5, 3)))
+print("alive")
+"""
+_LOAD_AS_NBOPS_DOES = """
+import sys
+from nbops.runtime import load_skops, PackageError
+try:
+    load_skops(open(sys.argv[1], "rb").read(), "m.skops")
+except PackageError as exc:
+    print(exc)
+print("alive")
+"""
+
+
+@pytest.mark.parametrize("kind", EDITED)
+def test_trees_whose_indices_point_outside_their_arrays_are_refused(kind, tmp_path):
+    """skops does not trust these types by default for this reason: predicting crashes the
+    process. nbops trusts them (real models hold them) and checks their indices on load."""
+    build, name = EDITED[kind]
+    path = tmp_path / f"{kind}.skops"
+    path.write_bytes(build())
+    crashed = run_python(_PREDICT_AS_SKOPS_LOADS, str(path), cwd=tmp_path)
+    assert crashed.returncode < 0 and "alive" not in crashed.stdout  # killed by a signal (SIGSEGV)
+    refused = run_python(_LOAD_AS_NBOPS_DOES, str(path), cwd=tmp_path)
+    message, alive = refused.stdout.strip().splitlines()
+    assert message.startswith(f"m.skops: refusing to load the model: its {name} "), message
+    assert message.endswith("(the file is corrupt or was edited; predicting would read outside its arrays)")
+    assert alive == "alive" and refused.returncode == 0
+
+
+def test_a_tree_whose_child_is_its_parent_is_refused():
+    """A cycle would make predict loop forever: children must come after their parents."""
+    from sklearn.tree import DecisionTreeClassifier
+    from sklearn.tree._tree import Tree
+
+    X = np.random.default_rng(0).normal(size=(40, 3))
+    model = DecisionTreeClassifier(max_depth=2, random_state=0).fit(X, X[:, 0] > 0)
+    state = model.tree_.__getstate__()
+    nodes = state["nodes"].copy()
+    nodes["right_child"][0] = 0
+    model.tree_ = Tree(*model.tree_.__reduce__()[1])
+    model.tree_.__setstate__({**state, "nodes": nodes})
+    with pytest.raises(PackageError, match="node 0 has right child 0 among"):
+        runtime.load_skops(sio.dumps(model), "m.skops")
 
 
 # --- nbops.save_model --------------------------------------------------------------------------
