@@ -105,7 +105,7 @@ def refused_names(nodes: Iterable[tuple[str, str]], extra: Iterable[str] = ()) -
         elif loader in _CALLER_NODES:
             ok, kind = False, "method" if loader == "MethodNode" else "operator"
         elif loader == "TypeNode":  # a type or a builtin function, returned as an object
-            ok, kind = name in TYPES or name in FUNCTIONS, "type"
+            ok, kind = name in TYPES or name in FUNCTIONS, "type or function"
         else:
             ok, kind = name in TYPES, "type"
         if not ok:
@@ -126,6 +126,7 @@ def check_schema(data: bytes, where: str, extra: Sequence[str] = ()) -> list[str
             "method": f"stored method {name}, and stored methods are not trusted by default",
             "operator": f"{name}, which calls whatever attribute or method it names, and is not trusted by default",
             "type": f"type {name}, which is not on the allow-list of types a model may hold",
+            "type or function": f"{name}, which is on neither allow-list (of types, of functions) a model may hold",
         }[kind]
         if name.startswith("__main__.") or "<" in name:  # skops stores functions by name: these have none to import
             what = "a lambda or nested function" if "<" in name else "a function defined in the notebook or script itself"
