@@ -31,12 +31,13 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from nbops import modelio, record, runtime, trust_catalog
+from nbops import modelio, runtime, trust_catalog
 from nbops.exceptions import ModelFileError, ParamsError
 from nbops.runtime import PackagedModel, PackageError, allowlist
 from nbops.testing import command_env
 
 from .malicious_models import EDITED, HELPER, KINDS, Evidence
+from .test_runtime import _save as save  # nbops.save_model, as a pipeline stage runs it
 
 COLUMNS = ["a", "b", "c"]
 
@@ -52,14 +53,6 @@ def legit_model():
         HistGradientBoostingClassifier(max_iter=5, random_state=0),
     ).fit(X, y)
     return model, X
-
-
-def save(model, name: str, sample, root: Path) -> dict:
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv(record.ENV_ROOT, str(root))
-        patch.setenv(record.ENV_STAGE, "train")
-        patch.delenv(record.ENV_JOURNAL, raising=False)
-        return record.save_model(model, name, sample_input=sample)
 
 
 @pytest.fixture(scope="module")
