@@ -122,8 +122,14 @@ class PackagedModel:
     # -- prediction
 
     def _model_input(self, frame: Any) -> Any:
-        # a model fitted on an array (signature type "array") must not see column names
-        return frame.to_numpy() if self.signature_type == "array" else frame
+        # A model fitted on an array (signature type "array") must not see column names. The
+        # array is row-major like the notebook's: a column-major copy sums in another order and
+        # changes the last bit of a linear model's predictions.
+        if self.signature_type != "array":
+            return frame
+        import numpy as np
+
+        return np.ascontiguousarray(frame.to_numpy())
 
     def predict(self, X: Any) -> Any:
         """The model's predictions for X (DataFrame, list of records or dict of columns)."""
