@@ -27,6 +27,7 @@ _LAZY = {
     "log_pr_curve": "nbops.record",
     "log_roc_curve": "nbops.record",
     "log_confusion_matrix": "nbops.record",
+    "log_checks": "nbops.record",
     "save_model": "nbops.record",
     "load_model": "nbops.record",
     "read_records": "nbops.record",
@@ -36,6 +37,10 @@ _LAZY = {
     "PromotionResult": "nbops.promotion",
     "RunResult": "nbops.execute",
     "NbopsError": "nbops.exceptions",
+    "ChecksFailed": "nbops.exceptions",
+    "choose_threshold": "nbops.decisions",
+    "cost_curve": "nbops.decisions",
+    "precision_at_k": "nbops.decisions",
 }
 
 __all__ = sorted([*_LAZY, "__version__", "load_ipython_extension"])

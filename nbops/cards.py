@@ -50,6 +50,10 @@ def summary_html(manifest: dict[str, Any]) -> str:
         for n in lineage.get("notebooks", [])
     )
     forced = f"<p class='fail'>Forced: {_e(lineage['forced'])}</p>" if lineage.get("forced") else ""
+    decision = manifest.get("decision") if isinstance(manifest.get("decision"), dict) else None
+    decision_html = (
+        "<h2>Decision</h2><table>" + _rows([(k, _e(v)) for k, v in decision.items()]) + "</table>" if decision else ""
+    )
     return (
         f"<h1>{_e(manifest.get('name'))} <span class='muted'>{_e(manifest.get('version', ''))}</span></h1>"
         + "<table>"
@@ -63,6 +67,7 @@ def summary_html(manifest: dict[str, Any]) -> str:
         + "</table>"
         + forced
         + "<h2>Metrics</h2>" + _metrics_table(manifest.get("metrics") or {})
+        + decision_html
         + "<h2>Input signature</h2>" + signature
         + (f"<h2>Lineage</h2><ul>{notebooks}</ul>" if notebooks else "")
     )

@@ -8,6 +8,7 @@
     ├── ExecutionError                a cell raised; carries papermill's fields
     │   └── KernelDiedError           the kernel process died mid-cell
     ├── RecordError                   bad arguments to log_metric / log_plot / save_model
+    ├── ChecksFailed                  data checks found bad rows (log_checks); the stage stops
     ├── ModelFileError                a model file that fails its hash or its type check
     ├── PromotionError                gates refused a promotion; carries every failure
     ├── RegistryError                 unknown model or version, bad names, lock timeouts
@@ -74,6 +75,11 @@ class KernelDiedError(ExecutionError):
 
 class RecordError(ValueError, NbopsError):
     """A recording call (log_metric, log_plot, save_model) got arguments it cannot record."""
+
+
+class ChecksFailed(NbopsError):
+    """Data checks found bad rows (`nbops.log_checks`): raised in the stage's kernel to stop the
+    pipeline. `nbops run` keeps what the checks recorded (metrics, the checks plot) for review."""
 
 
 class ModelFileError(NbopsError):

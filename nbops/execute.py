@@ -7,7 +7,9 @@ unchanged inputs give a byte-identical report and `dvc.lock` does not churn.
 
 On failure the partial report is kept for the user to open, and every file the run recorded
 (listed in a journal the kernel appends to, see record.py) is removed with the stage's metrics
-and plots, so nothing is left looking like the result of a successful run.
+and plots, so nothing is left looking like the result of a successful run. The exception is a
+stage stopped by its data checks (`nbops.log_checks` raising ChecksFailed): what it recorded is
+the evidence of the failure, and stays for `dvc metrics show` and `nbops report`.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from .exceptions import ExecutionError, KernelDiedError, NotebookError, ProjectE
 _PAPERMILL_TIMING_KEYS = ("start_time", "end_time", "duration")
 _INJECTED_TAG = "injected-parameters"
 _ERROR_MARKER_TAG = "papermill-error-cell-tag"
+#: The exception `nbops.log_checks` raises to stop a stage whose data checks failed.
+CHECKS_FAILED = "ChecksFailed"
 
 
 @dataclass
@@ -93,9 +97,18 @@ def run_notebook(
     try:
         with _environment(env):
             _execute(nb_abs, nb, report, values, root_path, quiet, kernel_name, on_cell_execute, shown)
-    except ExecutionError:
-        _discard_recorded(root_path, stage, journal)
-        raise
+    except ExecutionError as exc:
+        if exc.ename != CHECKS_FAILED:
+            _discard_recorded(root_path, stage, journal)
+            raise
+        kept = _recorded(journal)
+        raise ExecutionError(
+            f"{shown}: data checks failed — {str(exc.evalue).strip().splitlines()[0]} — "
+            f"the findings are in {', '.join(sorted(kept)) or project.metrics_path(stage)}; "
+            f"partial report: {_display_path(Path(exc.report or report), Path.cwd())}",
+            notebook=exc.notebook, report=exc.report, cell_index=exc.cell_index, cell_source=exc.cell_source,
+            ename=exc.ename, evalue=exc.evalue,
+        ) from None
     except BaseException as exc:
         _discard_recorded(root_path, stage, journal)
         died = _kernel_died(exc)
@@ -250,11 +263,16 @@ def _environment(values: dict[str, str]) -> Iterator[None]:
                 os.environ[key] = old
 
 
+def _recorded(journal: str) -> set[str]:
+    """The files the kernel recorded (relative to the root), from the run's journal."""
+    with contextlib.suppress(OSError):
+        return {line.strip() for line in Path(journal).read_text(encoding="utf-8").splitlines() if line.strip()}
+    return set()
+
+
 def _discard_recorded(root: Path, stage: str, journal: str) -> None:
     """Remove what a failed run recorded, and the stage's metrics and plots."""
-    recorded: set[str] = set()
-    with contextlib.suppress(OSError):
-        recorded.update(line.strip() for line in Path(journal).read_text(encoding="utf-8").splitlines() if line.strip())
+    recorded = _recorded(journal)
     recorded.add(project.metrics_path(stage))
     for relative in recorded:
         target = (root / relative).resolve()

@@ -305,6 +305,7 @@ def package_manifest(candidate: gates_mod.Candidate, version: str) -> dict[str, 
         "sample_input": recorded.get("sample_input"),
         "sample_predictions": recorded.get("sample_predictions"),
         "sample_probabilities": recorded.get("sample_probabilities"),
+        **_decision_entries(recorded),
         "metrics": candidate.metrics,
         "params": params,
         "lineage": {
@@ -321,13 +322,28 @@ def package_manifest(candidate: gates_mod.Candidate, version: str) -> dict[str, 
     }
 
 
+def _decision_entries(recorded: dict[str, Any]) -> dict[str, Any]:
+    """The decision threshold save_model recorded (issue 11), carried into the package."""
+    if not isinstance(recorded.get("decision"), dict):
+        return {}
+    return {"decision": recorded["decision"], "sample_decisions": recorded.get("sample_decisions")}
+
+
 def _output_description(recorded: dict[str, Any]) -> dict[str, Any]:
     if recorded.get("task") == "classification":
-        return {
+        described = {
             "predictions": "the predicted class of each row",
             "probabilities": "per row, the probability of each class, in the order of `classes`",
             "classes": recorded.get("classes"),
         }
+        decision = recorded.get("decision")
+        if isinstance(decision, dict):
+            described["decisions"] = (
+                f"per row, {decision.get('positive_class')!r} when its probability is at least the threshold "
+                f"{decision.get('threshold')}, else the other class"
+            )
+            described["threshold"] = decision.get("threshold")
+        return described
     return {"predictions": "the model's prediction for each row"}
 
 

@@ -22,7 +22,7 @@ from typing import Any, Mapping
 
 from . import project
 from ._io import atomic_write_bytes, dump_json, sha256_bytes
-from .exceptions import ModelFileError, RecordError
+from .exceptions import ChecksFailed, ModelFileError, RecordError
 
 RECORD_MIME = "application/vnd.nbops.record+json"
 
@@ -252,15 +252,126 @@ def _evenly_spaced(length: int, limit: int) -> list[int]:
     return sorted({round(i * step) for i in range(limit)})
 
 
+# --- data checks -----------------------------------------------------------------------------
+
+#: Columns of a findings table: check, column, row, value (pandera's failure cases are read too).
+_PANDERA_COLUMNS = {"failure_case": "value", "index": "row"}
+
+
+def log_checks(
+    findings: Any,
+    *,
+    rows: int,
+    checks: Any = None,
+    name: str = "checks",
+    examples: int = 5,
+    fail: bool = True,
+) -> dict[str, Any]:
+    """Record the result of data checks, and stop the stage when any failed.
+
+    `findings` holds one row per failing value: a DataFrame with the columns check, column, row
+    and value — or pandera's `SchemaErrors` (or its `failure_cases`) as it is — and None or an
+    empty frame when every check passed. `rows` is how many rows were checked; `checks` names
+    every check run, so the plot shows the ones that passed too.
+
+    Writes the metrics rows_checked, checks_failed and rows_failing to metrics/<stage>.json, a
+    plot plots/<stage>/<name>.json (failing rows per check, `bar_horizontal`) and the findings
+    with a few offending rows per check into the report, where `nbops report` shows them. When
+    a check failed and `fail` is true, raises ChecksFailed naming each check, its column and
+    offending rows: the stage fails, `dvc repro` stops, nothing downstream runs, and `nbops run`
+    keeps these files as the failure's evidence. Returns the summary recorded.
+    """
+    if not isinstance(rows, int) or isinstance(rows, bool) or rows < 0:
+        raise RecordError(f"log_checks: rows must be the number of rows checked, got {rows!r}")
+    table = _findings_table(findings)
+    failed: list[dict[str, Any]] = []
+    if len(table):
+        table = table.assign(column=table["column"].fillna("*").astype(str), check=table["check"].astype(str))
+        for (check, column), group in table.groupby(["check", "column"], sort=False):
+            distinct = group.drop_duplicates("row")
+            failed.append({
+                "check": check, "column": column, "failing_rows": int(len(distinct)),
+                "examples": [
+                    {"row": _jsonable(r), "value": _jsonable(v)}
+                    for r, v in zip(distinct["row"].head(examples), distinct["value"].head(examples))
+                ],
+            })
+    rows_failing = int(table["row"].nunique()) if len(table) else 0
+    log_metric({"rows_checked": rows, "checks_failed": len(failed), "rows_failing": rows_failing})
+    plotted = [{"check": f"{f['check']} ({f['column']})", "failing_rows": f["failing_rows"]} for f in failed]
+    seen = {f["check"] for f in failed}
+    plotted += [{"check": str(c), "failing_rows": 0} for c in (checks or []) if str(c) not in seen]
+    if not plotted:
+        plotted = [{"check": "all checks", "failing_rows": 0}]
+    log_plot(name, plotted, x="failing_rows", y="check", template="bar_horizontal", title="Failing rows per data check")
+    summary = {"rows": rows, "passed": not failed, "failed": failed}
+    _note({"kind": "checks", "stage": current_stage(), "name": name, **summary},
+          f"checks: {'all passed' if not failed else f'{len(failed)} failed'} on {rows} rows")
+    if failed and fail:
+        raise ChecksFailed(describe_failed_checks(failed, rows))
+    return summary
+
+
+def describe_failed_checks(failed: list[dict[str, Any]], rows: int, limit: int = 3) -> str:
+    """One line: each failed check, its column, its count and a few offending rows."""
+    parts = []
+    for f in failed:
+        shown = ", ".join(f"row {e['row']}: {e['value']!r}" for e in f["examples"][:limit])
+        parts.append(f"{f['check']} on {f['column']}: {f['failing_rows']} rows (e.g. {shown})")
+    return f"{len(failed)} data check{'s' if len(failed) != 1 else ''} failed on {rows} rows: " + "; ".join(parts)
+
+
+def _findings_table(findings: Any) -> Any:
+    import pandas as pd
+
+    if findings is None:
+        return pd.DataFrame(columns=["check", "column", "row", "value"])
+    if hasattr(findings, "failure_cases") and not hasattr(findings, "columns"):  # pandera's SchemaErrors
+        findings = findings.failure_cases
+    if not hasattr(findings, "columns"):
+        raise RecordError("log_checks: findings must be a DataFrame (check, column, row, value), pandera's SchemaErrors, or None")
+    renames = {k: v for k, v in _PANDERA_COLUMNS.items() if k in findings.columns and v not in findings.columns}
+    table = findings.rename(columns=renames)
+    missing = [c for c in ("check", "column", "row", "value") if c not in table.columns]
+    if missing:
+        raise RecordError(
+            f"log_checks: the findings lack the column{'s' if len(missing) > 1 else ''} {', '.join(missing)} "
+            "(expected check, column, row, value)"
+        )
+    return table[["check", "column", "row", "value"]].reset_index(drop=True)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item") and callable(value.item):
+        try:
+            value = value.item()
+        except (ValueError, TypeError):
+            pass
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    if isinstance(value, float):
+        return value if math.isfinite(value) else str(value)
+    return str(value)
+
+
 # --- models ----------------------------------------------------------------------------------
 
 
-def save_model(model: Any, name: str, *, sample_input: Any, description: str = "") -> dict[str, Any]:
+def save_model(
+    model: Any, name: str, *, sample_input: Any, description: str = "", decision: Any = None,
+) -> dict[str, Any]:
     """Save a fitted model as models/<name>.skops plus a manifest models/<name>.json.
 
     The manifest holds the input signature inferred from `sample_input`, the sample itself with
     the model's predictions on it (the promotion parity check replays them), the model file's
     sha256 and library versions. Returns the manifest.
+
+    `decision` sets the decision threshold of a classifier: a number, or a mapping with a
+    "threshold" (what `nbops.choose_threshold` returns; its other entries — how and on what the
+    threshold was chosen — are kept). A row's decision is `positive_class` (default: the last of
+    the model's classes, 1 for 0/1 labels) when that class's probability is at least the
+    threshold, else the other class. The manifest records it as `decision`, with the decisions on
+    the sample; a promoted package answers them beside the probabilities.
     """
     from . import modelio
 
@@ -279,6 +390,7 @@ def save_model(model: Any, name: str, *, sample_input: Any, description: str = "
             probabilities = model.predict_proba(sample_input) if hasattr(model, "predict_proba") else None
     except Exception as exc:  # noqa: BLE001 - the user's model raised: say so in their terms
         raise RecordError(f"save_model('{name}'): the model could not predict its sample_input: {type(exc).__name__}: {exc}") from exc
+    decision_entry, sample_decisions = _decision(model, name, decision, probabilities)
 
     try:
         data = modelio.dumps(model)
@@ -320,6 +432,9 @@ def save_model(model: Any, name: str, *, sample_input: Any, description: str = "
         "sample_probabilities": modelio.to_jsonable(probabilities) if probabilities is not None else None,
         "versions": _versions(),
     }
+    if decision_entry is not None:
+        manifest["decision"] = decision_entry
+        manifest["sample_decisions"] = sample_decisions
     manifest_bytes = dump_json(manifest).encode("utf-8")
     _write(model_rel, data)
     _write(manifest_rel, manifest_bytes)
@@ -329,6 +444,53 @@ def save_model(model: Any, name: str, *, sample_input: Any, description: str = "
     }
     _note(record, f"model {name} ({manifest['estimator']}, sha256 {manifest['sha256'][:12]}) → {model_rel}")
     return manifest
+
+
+def _decision(model: Any, name: str, decision: Any, probabilities: Any) -> tuple[dict[str, Any] | None, Any]:
+    """The manifest's `decision` entry and the sample's decisions, or (None, None) without one."""
+    if decision is None:
+        return None, None
+    from . import modelio
+    from .decisions import _check_threshold
+
+    where = f"save_model('{name}', decision=...)"
+    if isinstance(decision, Mapping):
+        entry = {str(k): v for k, v in decision.items()}
+        if "threshold" not in entry:
+            raise RecordError(f"{where}: the decision needs a 'threshold' (e.g. what nbops.choose_threshold returns)")
+    else:
+        entry = {"threshold": decision}
+    try:
+        entry["threshold"] = _check_threshold(entry["threshold"], where)
+    except ValueError as exc:
+        raise RecordError(str(exc)) from None
+    if probabilities is None:
+        raise RecordError(f"{where}: {type(model).__name__} has no predict_proba; a decision threshold applies to a classifier's probabilities")
+    classes = modelio.to_jsonable(getattr(model, "classes_", []))
+    if len(classes) != 2:
+        raise RecordError(f"{where}: a decision threshold needs a classifier of two classes; the model has {len(classes)}: {classes}")
+    positive = entry.get("positive_class", classes[-1])
+    positive = positive.item() if hasattr(positive, "item") else positive
+    if positive not in classes:
+        raise RecordError(f"{where}: positive_class {positive!r} is not one of the model's classes {classes}")
+    entry["positive_class"] = positive
+    ordered = {"threshold": entry["threshold"], "positive_class": positive}
+    ordered.update({k: v for k, v in entry.items() if k not in ordered})
+    try:
+        json.dumps(ordered, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise RecordError(f"{where}: the decision's entries must be JSON numbers, strings, lists or mappings ({exc})") from None
+    return ordered, apply_decision(probabilities, classes, ordered)
+
+
+def apply_decision(probabilities: Any, classes: list[Any], decision: Mapping[str, Any]) -> list[Any]:
+    """Each row's decision: the positive class when its probability is at least the threshold,
+    else the other class (the runtime applies the same rule to every answer)."""
+    positive = decision["positive_class"]
+    index = classes.index(positive)
+    other = classes[1 - index]
+    column = [row[index] for row in probabilities.tolist()] if hasattr(probabilities, "tolist") else [row[index] for row in probabilities]
+    return [positive if p >= decision["threshold"] else other for p in column]
 
 
 def load_model(name: str) -> Any:

@@ -50,7 +50,7 @@ HELPER_PLOTS = {
     "log_confusion_matrix": ("confusion_matrix", "confusion", "actual", "predicted"),
 }
 _METRIC_CALLS = ("log_metric", "log_metrics")
-_RECORDING = {*_METRIC_CALLS, "log_plot", *HELPER_PLOTS, "save_model", "load_model"}
+_RECORDING = {*_METRIC_CALLS, "log_plot", *HELPER_PLOTS, "log_checks", "save_model", "load_model"}
 
 
 # --- the notebook: its code-only form, parameters and recording calls ------------------------
@@ -189,6 +189,13 @@ def _note_call(found: Recorded, name: str, node: ast.Call) -> None:
             if given and value:
                 props[axis] = value
         found.plots.setdefault(plot, props)
+    elif name == "log_checks":  # its metrics and a bar plot of failing rows per check
+        found.metrics = True
+        given, plot = _literal(node, 99, "name")
+        if given and not plot:
+            found.unresolved.append(name)
+            return
+        found.plots.setdefault(plot or "checks", {"template": "bar_horizontal", "x": "failing_rows", "y": "check"})
     elif name in HELPER_PLOTS:
         default, template, x, y = HELPER_PLOTS[name]
         given, plot = _literal(node, 2, "name")  # (y_true, y_score | y_pred, name=...)
@@ -218,7 +225,7 @@ def merge_report_records(found: Recorded, records: list[dict[str, Any]]) -> Reco
                 for axis in ("x", "y"):
                     if axis not in found.plots[name] and record.get(axis):
                         found.plots[name][axis] = str(record[axis])
-            elif unresolved & {"log_plot", *HELPER_PLOTS}:
+            elif unresolved & {"log_plot", "log_checks", *HELPER_PLOTS}:
                 found.plots[name] = {k: str(record[k]) for k in ("template", "x", "y") if record.get(k)}
         elif kind == "metric" and unresolved & set(_METRIC_CALLS):
             found.metrics = True

@@ -42,6 +42,7 @@ class Report:
     gates: list[dict[str, Any]]
     plots: list[dict[str, str]]
     notes: list[str] = field(default_factory=list)
+    checks: list[dict[str, Any]] = field(default_factory=list)  # what nbops.log_checks recorded, per stage
 
     def to_dict(self) -> dict[str, Any]:
         data = asdict(self)
@@ -61,6 +62,7 @@ class Report:
             lines.append(f"**Pipeline: not reproduced** — {described}. Run `dvc repro`.")
         else:
             lines.append("**Pipeline: up to date** (`dvc status` is clean).")
+        lines += _checks_markdown(self.checks)
         lines += ["", "### Parameters changed", ""]
         if self.params:
             lines += [f"| parameter | {old} | workspace |", "|---|---:|---:|"]
@@ -96,6 +98,47 @@ class Report:
         else:
             lines.append("No plots declared.")
         return "\n".join(lines) + "\n"
+
+
+def _checks_markdown(checks: list[dict[str, Any]]) -> list[str]:
+    """The data checks of each stage that ran some: passed, or a row per failed check with a
+    few offending rows."""
+    if not checks:
+        return []
+    lines = ["", "### Data checks", ""]
+    for entry in checks:
+        if entry.get("passed"):
+            lines.append(f"- `{entry['stage']}`: all checks passed on {entry.get('rows')} rows.")
+            continue
+        failed = entry.get("failed") or []
+        lines += [
+            f"**`{entry['stage']}`: {len(failed)} check{'s' if len(failed) != 1 else ''} failed** on "
+            f"{entry.get('rows')} rows — the stage stopped and nothing downstream ran.", "",
+            "| check | column | failing rows | e.g. (row: value) |", "|---|---|---:|---|",
+        ]
+        for f in failed:
+            shown = ", ".join(f"{e.get('row')}: `{e.get('value')!r}`" for e in (f.get("examples") or [])[:3])
+            lines.append(f"| `{f.get('check')}` | `{f.get('column')}` | {f.get('failing_rows')} | {shown} |")
+        lines.append("")
+    return lines
+
+
+def _recorded_checks(root: Path) -> list[dict[str, Any]]:
+    """The `checks` records in the stages' reports (a failed stage's partial report included)."""
+    from .pipeline import load_stages
+    from .record import read_records
+
+    found = []
+    for stage in load_stages(root).values():
+        path = root / stage.report if stage.report else None
+        if path is None or not path.exists():
+            continue
+        try:
+            records = read_records(path)
+        except (OSError, ValueError):
+            continue
+        found += [{**r, "stage": stage.name} for r in records if r.get("kind") == "checks"]
+    return found
 
 
 def _value(value: Any, exact: bool = False) -> str:
@@ -230,7 +273,8 @@ def build_report(root: str | os.PathLike[str] | None = None, rev: str = "HEAD") 
     dvc = load_yaml(root_path / project.DVC_FILE, shown=project.DVC_FILE)
     metrics.sort(key=lambda c: (c.file, c.name))
     params.sort(key=lambda c: (c.file, c.name))
-    return Report(root_path, rev, commit, subject, params, metrics, stale, _gate_status(root_path), _plots(root_path, dvc), notes)
+    return Report(root_path, rev, commit, subject, params, metrics, stale, _gate_status(root_path), _plots(root_path, dvc),
+                  notes, _recorded_checks(root_path))
 
 
 def _stale(repo: Any) -> dict[str, list[str]]:
