@@ -38,7 +38,7 @@ def add_features(tx: pd.DataFrame, windows: Sequence[int] = WINDOWS, delay_days:
     tx_fraud) with the feature columns added, in the input's row order."""
     out = tx.copy()
     when = pd.DatetimeIndex(tx["tx_datetime"])
-    out["tx_during_weekend"] = (when.dayofweek >= 5).astype(np.int64)
+    out["tx_during_weekend"] = (when.day_of_week >= 5).astype(np.int64)
     out["tx_during_night"] = (when.hour < 6).astype(np.int64)
     seconds = tx["tx_time_seconds"].to_numpy(np.int64)
     amount = tx["tx_amount"].to_numpy(np.float64)
