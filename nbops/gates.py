@@ -229,7 +229,8 @@ def start_parity(package_dir: Path) -> subprocess.Popen[str]:
 
 def check_parity(package_dir: Path) -> list[str]:
     """Load the package as an installed one would and replay the sample the notebook recorded:
-    the predictions (and probabilities) must be exactly the recorded ones."""
+    the predictions (and probabilities, and decisions at a decision threshold) must be exactly
+    the recorded ones."""
     from . import runtime
 
     try:
@@ -238,6 +239,7 @@ def check_parity(package_dir: Path) -> list[str]:
         frame = model.frame({"dataframe_split": manifest["sample_input"]})
         predicted = _plain(model.predict(frame))
         probabilities = _plain(model.predict_proba(frame)) if manifest.get("sample_probabilities") is not None else None
+        decisions = _plain(model.decide(frame)) if model.decision is not None else None
     except Exception as exc:  # noqa: BLE001 - anything here means the package cannot reproduce the notebook
         return [f"parity: the packaged model could not predict the recorded sample: {type(exc).__name__}: {exc}"]
     failures = []
@@ -247,6 +249,11 @@ def check_parity(package_dir: Path) -> list[str]:
         failures.append(f"parity: the package predicts differently from the notebook on {differing} of {len(expected or [])} sample rows")
     if probabilities is not None and probabilities != manifest.get("sample_probabilities"):
         failures.append("parity: the package's probabilities differ from those the notebook recorded for its sample")
+    if decisions is not None and decisions != manifest.get("sample_decisions"):
+        failures.append(
+            f"parity: the package's decisions at threshold {model.decision.threshold} differ from those the notebook "
+            "recorded for its sample"
+        )
     return failures
 
 

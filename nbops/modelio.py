@@ -105,6 +105,13 @@ def loads(data: bytes, where: str = "model", trusted: list[str] | tuple[str, ...
         raise ModelFileError(str(exc)) from exc.__cause__
 
 
+def apply_decision(probabilities: Any, classes: list[Any], decision: dict[str, Any]) -> list[Any]:
+    """Decisions at a threshold, by the rule every package's runtime applies to its answers."""
+    from .runtime.model import apply_decision as runtime_rule
+
+    return runtime_rule(probabilities, classes, decision)
+
+
 def load_file(path: str | os.PathLike[str], sha256: str | None = None, trusted: list[str] | tuple[str, ...] = ()) -> Any:
     """Load a model file, verifying its sha256 first when one is given."""
     try:

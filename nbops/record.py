@@ -480,17 +480,7 @@ def _decision(model: Any, name: str, decision: Any, probabilities: Any) -> tuple
         json.dumps(ordered, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise RecordError(f"{where}: the decision's entries must be JSON numbers, strings, lists or mappings ({exc})") from None
-    return ordered, apply_decision(probabilities, classes, ordered)
-
-
-def apply_decision(probabilities: Any, classes: list[Any], decision: Mapping[str, Any]) -> list[Any]:
-    """Each row's decision: the positive class when its probability is at least the threshold,
-    else the other class (the runtime applies the same rule to every answer)."""
-    positive = decision["positive_class"]
-    index = classes.index(positive)
-    other = classes[1 - index]
-    column = [row[index] for row in probabilities.tolist()] if hasattr(probabilities, "tolist") else [row[index] for row in probabilities]
-    return [positive if p >= decision["threshold"] else other for p in column]
+    return ordered, modelio.apply_decision(probabilities, classes, ordered)
 
 
 def load_model(name: str) -> Any:

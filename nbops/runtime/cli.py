@@ -24,7 +24,8 @@ TOKEN_ENV = "NBOPS_SERVE_TOKEN"
 
 def predict_csv(model: PackagedModel, source: str | os.PathLike[str] | Any, output: str | os.PathLike[str] | Any | None = None) -> Any:
     """Score a CSV: its rows (validated like an HTTP request) plus a `prediction` column and, for
-    classifiers, one `probability_<class>` column per class. Writes CSV to `output` (a path or a
+    classifiers, one `probability_<class>` column per class (and `decision`, at the package's
+    decision threshold when it has one). Writes CSV to `output` (a path or a
     file object; stdout when None) and returns the scored DataFrame."""
     import pandas as pd
 
@@ -47,6 +48,8 @@ def predict_csv(model: PackagedModel, source: str | os.PathLike[str] | Any, outp
         classes = model.classes or list(range(probabilities.shape[1]))
         for i, label in enumerate(classes):
             scored[f"probability_{label}"] = probabilities[:, i]
+        if model.decision is not None:
+            scored["decision"] = model.decision.apply(probabilities)
     scored.to_csv(sys.stdout if output is None else output, index=False)
     return scored
 

@@ -1,6 +1,7 @@
 """The HTTP server: a plain ASGI app with three routes, bound and run by uvicorn.
 
-    POST /predict    a JSON payload (signature.SHAPES) → predictions (+ probabilities, classes)
+    POST /predict    a JSON payload (signature.SHAPES) → predictions (+ probabilities, classes;
+                     + decisions and threshold when the package has a decision threshold)
     GET  /health     liveness: always open, even when a bearer token is required
     GET  /metadata   the manifest's summary: signature, metrics, lineage, an example request
 
@@ -77,7 +78,10 @@ class App:
         self.expected_token = token.encode("latin-1") if token else None
         self.loads, self.dumps, self.numpy_native = jsonio.codec()
         # The parts of every answer that never change, serialised once.
-        self.tail = self.dumps({"classes": model.classes, "model": model.name, "version": model.version})[1:]
+        constant: dict[str, Any] = {"classes": model.classes, "model": model.name, "version": model.version}
+        if model.decision is not None:
+            constant = {"threshold": model.decision.threshold, **constant}
+        self.tail = self.dumps(constant)[1:]
         self.health_body = self.dumps({"status": "ok", "model": model.name, "version": model.version})
         self.metadata_body = self.dumps(metadata(model))
         self.routes: dict[str, Route] = {
@@ -177,6 +181,8 @@ class App:
         head = b'{"predictions":' + self.dumps(jsonio.array_json(predictions, self.numpy_native))
         if probabilities is not None:
             head += b',"probabilities":' + self.dumps(jsonio.array_json(probabilities, self.numpy_native))
+            if self.model.decision is not None:
+                head += b',"decisions":' + self.dumps(self.model.decision.apply(probabilities))
         return head + b"," + self.tail
 
 
@@ -252,6 +258,7 @@ def metadata(model: PackagedModel) -> dict[str, Any]:
         "lineage": summary,
         "versions": manifest.get("versions") or {},
         "sha256": manifest.get("sha256"),
+        "decision": manifest.get("decision"),
         "example": example,
     }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 from pathlib import Path
 from typing import Any, Callable, Mapping
@@ -25,11 +26,47 @@ _PREDICT_IS_ARGMAX_PROBA = frozenset({
 })
 
 
+class Decision:
+    """A classifier's decision threshold (the manifest's `decision`, set by save_model): a row's
+    decision is `positive_class` when that class's probability is at least `threshold`, else
+    the other class. nbops records the sample's decisions with this same rule."""
+
+    __slots__ = ("threshold", "positive_class", "other_class", "index", "entry")
+
+    def __init__(self, entry: Mapping[str, Any], classes: list[Any], where: str) -> None:
+        threshold = entry.get("threshold")
+        if isinstance(threshold, bool) or not isinstance(threshold, (int, float)) or not math.isfinite(threshold):
+            raise PackageError(f"{where}: decision.threshold must be a finite number, got {threshold!r}")
+        if len(classes) != 2:
+            raise PackageError(f"{where}: a decision threshold needs a classifier of two classes, not {classes}")
+        positive = entry.get("positive_class", classes[-1])
+        if positive not in classes:
+            raise PackageError(f"{where}: decision.positive_class {positive!r} is not one of the classes {classes}")
+        self.threshold = float(threshold)
+        self.positive_class = positive
+        self.index = classes.index(positive)
+        self.other_class = classes[1 - self.index]
+        self.entry = dict(entry)
+
+    def apply(self, probabilities: Any) -> list[Any]:
+        """The decisions for rows of class probabilities (columns in the order of the classes)."""
+        import numpy as np
+
+        flagged = np.asarray(probabilities, dtype=np.float64)[:, self.index] >= self.threshold
+        return [self.positive_class if f else self.other_class for f in flagged.tolist()]
+
+
+def apply_decision(probabilities: Any, classes: list[Any], decision: Mapping[str, Any]) -> list[Any]:
+    """The rule of `Decision`, for a manifest entry and probabilities (what save_model records)."""
+    return Decision(decision, list(classes), "decision").apply(probabilities)
+
+
 class PackagedModel:
     """A model package loaded for prediction: the model, its manifest and its input signature.
 
     `predict` and `predict_proba` take a DataFrame, a list of records or a dict of columns, and
     validate it against the signature first (InputError names the column and row at fault).
+    A package with a decision threshold (`decision` in its manifest) also answers `decide`.
     """
 
     def __init__(self, model: Any, manifest: Mapping[str, Any], path: str | os.PathLike[str] | None = None) -> None:
@@ -45,6 +82,10 @@ class PackagedModel:
         if classes is None and hasattr(model, "classes_"):
             classes = model.classes_.tolist()
         self.classes: list[Any] = list(classes or [])
+        entry = self.manifest.get("decision")
+        if entry is not None and not isinstance(entry, dict):
+            raise PackageError(f"{self._where()}: decision must be an object with a threshold")
+        self.decision: Decision | None = Decision(entry, self.classes, self._where()) if entry else None
         # Shortcuts of predict_frame, enabled by warmup() once proven identical on the sample input.
         self._one_pass = False  # predictions taken from predict_proba (forests)
         self._transforms: list[Any] | None = None  # a pipeline's transformers, run once for both answers
@@ -145,6 +186,12 @@ class PackagedModel:
     def _predict_proba(self, X: Any) -> Any:
         return self.model.predict_proba(self._model_input(self.frame(X)))
 
+    def decide(self, X: Any) -> list[Any]:
+        """Each row's decision at the package's threshold (see `Decision`)."""
+        if self.decision is None:
+            raise AttributeError(f"{self.name}: the package has no decision threshold (save_model(..., decision=...))")
+        return self.decision.apply(self._predict_proba(X))
+
     @property
     def has_proba(self) -> bool:
         return hasattr(self.model, "predict_proba")
@@ -196,6 +243,13 @@ class PackagedModel:
         if not self.has_proba:
             return
         probabilities = self.model.predict_proba(X)
+        expected_decisions = self.manifest.get("sample_decisions")
+        if self.decision is not None and expected_decisions is not None and self.decision.apply(probabilities) != expected_decisions:
+            self._warm = False
+            raise PackageError(
+                f"{self._where()}: the model's decisions on its sample differ from the recorded ones "
+                f"(threshold {self.decision.threshold}); reinstall the package's pinned requirements"
+            )
         final = self.model
         if _qualname(self.model) == "sklearn.pipeline.Pipeline":
             final = self.model.steps[-1][1]

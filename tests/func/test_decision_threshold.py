@@ -1,0 +1,112 @@
+"""A decision threshold from save_model to the answers of a real server over 127.0.0.1: the
+package answers each row's score and its decision, and refuses a threshold that does not give
+the decisions the notebook recorded."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.ensemble import HistGradientBoostingClassifier
+
+from nbops import decisions, gates, record
+from nbops.runtime import PackagedModel, PackageError
+
+from .test_runtime import Server, _installed_copy, _isolated_env, _package
+
+
+def _data(n: int, seed: int) -> tuple[pd.DataFrame, pd.Series]:
+    rng = np.random.default_rng(seed)
+    X = pd.DataFrame({"amount": rng.gamma(2.0, 30.0, n).round(2), "night": rng.integers(0, 2, n),
+                      "risk": rng.random(n).round(4)})
+    y = ((X["amount"] > 120) & (X["risk"] > 0.3) | (rng.random(n) < 0.01)).astype(int)
+    return X, y
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    root = tmp_path_factory.mktemp("project")
+    X, y = _data(3000, 0)
+    model = HistGradientBoostingClassifier(max_iter=30, class_weight="balanced", random_state=0).fit(X, y)
+    X_val, y_val = _data(1000, 1)
+    choice = decisions.choose_threshold(y_val, model.predict_proba(X_val)[:, 1], review_cost=2, miss_cost=40)
+    sample = pd.concat([X_val[y_val == 0].head(15), X_val[y_val == 1].head(15)])
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(record.ENV_ROOT, str(root))
+        patch.setenv(record.ENV_STAGE, "train")
+        patch.delenv(record.ENV_JOURNAL, raising=False)
+        manifest = record.save_model(model, "fraud-detector", sample_input=sample, decision=choice)
+    package = _package(root, manifest, root / "package")
+    return root, package, manifest, model
+
+
+def test_the_package_decides_as_the_notebook_recorded(saved):
+    _, package, manifest, model = saved
+    loaded = PackagedModel.load(package, n_jobs=1)
+    assert loaded.decision.threshold == manifest["decision"]["threshold"]
+    sample = pd.DataFrame(manifest["sample_input"]["data"], columns=manifest["sample_input"]["columns"])
+    assert loaded.decide(sample) == manifest["sample_decisions"]
+    assert set(manifest["sample_decisions"]) == {0, 1}
+    assert gates.check_parity(package) == []
+
+
+def test_a_changed_threshold_is_caught_by_parity_and_at_start_up(saved, tmp_path):
+    _, package, manifest, _ = saved
+    changed = json.loads((package / "manifest.json").read_text())
+    probabilities = np.asarray(changed["sample_probabilities"])[:, 1]
+    # a threshold that flips at least one of the sample's decisions
+    changed["decision"]["threshold"] = float(np.sort(probabilities)[len(probabilities) // 2]) + 1e-9
+    folder = tmp_path / "changed"
+    folder.mkdir()
+    (folder / "model.skops").write_bytes((package / "model.skops").read_bytes())
+    (folder / "manifest.json").write_text(json.dumps(changed))
+    assert any("decisions at threshold" in f for f in gates.check_parity(folder))
+    with pytest.raises(PackageError, match="decisions on its sample differ"):
+        PackagedModel.load(folder).warmup()
+    changed["decision"]["threshold"] = "high"
+    (folder / "manifest.json").write_text(json.dumps(changed))
+    with pytest.raises(PackageError, match="decision.threshold must be a finite number"):
+        PackagedModel.load(folder)
+
+
+@pytest.fixture(scope="module")
+def server(saved, tmp_path_factory):
+    _, package, _, _ = saved
+    where = tmp_path_factory.mktemp("served")
+    running = Server(_installed_copy(package, where / "site"), where / "server.log")
+    yield running
+    running.client.close()
+    running.stop()
+
+
+def test_the_server_answers_scores_and_decisions(server, saved):
+    _, _, manifest, model = saved
+    threshold = manifest["decision"]["threshold"]
+    X, _ = _data(400, 7)
+    answer = server.client.post("/predict", json={"columns": {c: X[c].tolist() for c in X.columns}})
+    assert answer.status_code == 200, answer.text
+    got = answer.json()
+    assert got["threshold"] == threshold
+    scores = np.asarray(got["probabilities"])[:, 1]
+    assert got["decisions"] == [1 if s >= threshold else 0 for s in scores]
+    assert 0 < sum(got["decisions"]) < len(X)
+    np.testing.assert_allclose(scores, model.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
+    sample = [dict(zip(manifest["sample_input"]["columns"], row)) for row in manifest["sample_input"]["data"]]
+    assert server.client.post("/predict", json=sample).json()["decisions"] == manifest["sample_decisions"]
+    assert server.client.get("/metadata").json()["decision"]["threshold"] == threshold
+
+
+def test_batch_scoring_writes_the_decision_column(saved, tmp_path):
+    _, package, manifest, _ = saved
+    pkg = _installed_copy(package, tmp_path / "site")
+    source = tmp_path / "in.csv"
+    pd.DataFrame(manifest["sample_input"]["data"], columns=manifest["sample_input"]["columns"]).to_csv(source, index=False)
+    result = subprocess.run([sys.executable, "-m", pkg.name, "predict", str(source)], cwd=tmp_path,
+                            env=_isolated_env(pkg.parent), capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert pd.read_csv(io.StringIO(result.stdout))["decision"].tolist() == manifest["sample_decisions"]
