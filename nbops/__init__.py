@@ -30,6 +30,7 @@ _LAZY = {
     "log_checks": "nbops.record",
     "save_model": "nbops.record",
     "load_model": "nbops.record",
+    "compare_champion": "nbops.record",
     "read_records": "nbops.record",
     "current_stage": "nbops.record",
     "run_notebook": "nbops.execute",

@@ -265,13 +265,14 @@ def _plain(values: Any) -> Any:
 def champion_gate(c: Candidate) -> list[str]:
     if c.champion is None:
         return []
+    champion_metrics, basis = _champion_metrics(c)
     failures = []
     for metric, condition in c.thresholds.items():
         try:
             op, _ = parse_condition(metric, condition)
         except ValueError:
             continue  # the thresholds gate reports it
-        champion_value = (c.champion.get("metrics") or {}).get(metric)
+        champion_value = champion_metrics.get(metric)
         if op == "==" or champion_value is None or metric not in c.metrics:
             continue
         higher_is_better = op in (">=", ">")
@@ -279,7 +280,7 @@ def champion_gate(c: Candidate) -> list[str]:
         if worse_by > c.tolerance:
             failures.append(
                 f"champion/challenger: {metric} {c.metrics[metric]:g} is worse than {c.target}'s "
-                f"{champion_value:g} (version {c.champion.get('version')}) beyond the tolerance {c.tolerance:g}"
+                f"{champion_value:g} (version {c.champion.get('version')}, {basis}) beyond the tolerance {c.tolerance:g}"
             )
     if failures and c.force_reason:
         c.notes.append(f"forced past champion/challenger: {c.force_reason}")
@@ -287,6 +288,33 @@ def champion_gate(c: Candidate) -> list[str]:
     if failures:
         failures[-1] += " (set promote.tolerance in params.yaml, or --force REASON to promote anyway)"
     return failures
+
+
+def _champion_metrics(c: Candidate) -> tuple[dict[str, Any], str]:
+    """The champion's metrics to compare with: those a stage measured on the challenger's own
+    data (nbops.compare_champion) when it compared the version the target stage holds now,
+    else those in the champion's manifest (measured on its own test data)."""
+    version = c.champion.get("version") if c.champion else None
+    compared = [
+        record for report in c.reports.values() if report
+        for record in _records(report)
+        if record.get("kind") == "champion" and record.get("name") == c.name and record.get("registry_stage") == c.target
+    ]
+    if compared and compared[-1].get("version") == version:
+        return dict(compared[-1].get("metrics") or {}), f"scored on the same data by stage '{compared[-1].get('stage')}'"
+    if compared:
+        c.notes.append(
+            f"stage '{compared[-1].get('stage')}' compared with {c.target}'s version {compared[-1].get('version')}, but "
+            f"{c.target} now holds {version}: compared with its manifest's metrics instead (`dvc repro -f "
+            f"{compared[-1].get('stage')}` compares again)"
+        )
+    return dict((c.champion or {}).get("metrics") or {}), "its own test data"
+
+
+def _records(report: dict[str, Any]) -> list[dict[str, Any]]:
+    from .record import read_records
+
+    return read_records(report)
 
 
 @register_gate("up-to-date", phase="package")

@@ -503,6 +503,53 @@ def load_model(name: str) -> Any:
     return modelio.load_file(manifest_file.parent / manifest["model_file"], manifest["sha256"], trusted)
 
 
+def compare_champion(
+    name: str, score: Any, *, stages: Any = ("staging", "production"),
+) -> dict[str, dict[str, Any]]:
+    """Score the versions of `name` the registry now holds in `stages` with `score`, a function
+    of a model returning a dict of metrics — the same function, on the same data, that measured
+    the model this stage evaluates. So champion and challenger are compared like for like (say,
+    on the most recent weeks), not each on the test set it happened to have.
+
+    Each comparison is noted in the report; promotion's champion gate then compares the
+    challenger's metrics with these, as long as the stage still holds the version compared
+    (else it falls back to the metrics in the champion's manifest, and says so). Returns
+    {stage: {"version", "metrics"}}; {} while nothing is promoted.
+    """
+    from . import runtime
+    from .registry import project_registry
+
+    if not isinstance(name, str) or not project.is_valid_name(name):
+        raise RecordError(f"compare_champion: model name {name!r} must be a plain name (letters, digits, . _ -)")
+    if not callable(score):
+        raise RecordError("compare_champion: score must be a function of a model returning a dict of metrics")
+    registry = project_registry(root=project_root())
+    assigned = registry.stages(name) if registry.versions(name) else {}
+    found: dict[str, dict[str, Any]] = {}
+    scored: dict[str, dict[str, Any]] = {}
+    for stage in stages:
+        version = assigned.get(stage)
+        if not version:
+            continue
+        if version not in scored:
+            try:
+                model = runtime.PackagedModel.load(registry.local_path(name, version))
+            except runtime.PackageError as exc:
+                raise RecordError(f"compare_champion('{name}'): {exc}") from None
+            metrics = score(model)
+            if not isinstance(metrics, Mapping):
+                raise RecordError(f"compare_champion('{name}'): score returned {type(metrics).__name__}, not a dict of metrics")
+            scored[version] = {_metric_name(k): _metric_value(k, v) for k, v in metrics.items()}
+        found[stage] = {"version": version, "metrics": scored[version]}
+        shown = ", ".join(f"{k} {v:g}" if isinstance(v, float) else f"{k} {v}" for k, v in scored[version].items())
+        _note(
+            {"kind": "champion", "stage": current_stage(), "name": name, "registry_stage": stage,
+             "version": version, "metrics": scored[version]},
+            f"champion {name} {version} ({stage}) on the same data: {shown}",
+        )
+    return found
+
+
 def _versions() -> dict[str, str]:
     import platform
     from importlib.metadata import PackageNotFoundError, version

@@ -131,6 +131,22 @@ def test_the_promoted_package_serves_scores_and_decisions(fraud, tmp_path):
     assert flagged[:25].mean() > 0.5 and flagged[25:].mean() < 0.3
 
 
+def test_champion_and_challenger_are_compared_on_the_same_weeks(fraud):
+    """Once a version is in staging, evaluate scores it on its own test weeks too, and the champion
+    gate compares with those figures."""
+    _, project, env, _, _ = fraud
+    from nbops import read_records
+
+    run(["dvc", "repro", "-f", "--single-item", "evaluate"], project, env, timeout=600)
+    [compared] = [r for r in read_records(project / "reports/evaluate.ipynb") if r["kind"] == "champion"]
+    assert (compared["registry_stage"], compared["version"]) == ("staging", "0.1.0")
+    measured = json.loads((project / "metrics/evaluate.json").read_text())
+    # the champion is the very model evaluated: the same figures on the same weeks
+    assert compared["metrics"] == {k: measured[k] for k in ("roc_auc", "average_precision", "card_precision_at_100")}
+    dry = json.loads(run(["nbops", "promote", "fraud-detector", "--dry-run", "--json"], project, env, timeout=600).stdout)
+    assert dry["ok"] and {g["name"]: g["passed"] for g in dry["gates"]}["champion"]
+
+
 def test_a_bad_batch_stops_the_pipeline_with_a_report(fraud, tmp_path):
     repo, project, env, _, _ = fraud
     batch = tmp_path / "batch"

@@ -45,15 +45,26 @@ days = test["tx_time_days"]
 n_days = days.nunique()
 
 # %%
+def ranking_metrics(model) -> dict:
+    """How well a model ranks the test weeks: the same function measures the challenger here and
+    the champion the registry holds, so the two are compared on the same weeks."""
+    scored = model.predict_proba(test[FEATURES])[:, 1]
+    per_day = nbops.precision_at_k(labels, scored, k=k, groups=days, entities=test["customer_id"])
+    return {
+        "roc_auc": round(float(roc_auc_score(labels, scored)), 6),
+        "average_precision": round(float(average_precision_score(labels, scored)), 6),
+        f"card_precision_at_{k}": round(float(per_day["precision"].mean()), 6),
+    }
+
+
 daily = nbops.precision_at_k(labels, scores, k=k, groups=days, entities=test["customer_id"])
 threshold = decision["threshold"]
 costs = dict(review_cost=decision["review_cost"], miss_cost=decision["miss_cost"])
 at_threshold = nbops.cost_curve(labels, scores, thresholds=[threshold], **costs).iloc[0]
 hindsight = nbops.choose_threshold(labels, scores, **costs)
+ranked = ranking_metrics(model)
 metrics = {
-    "roc_auc": round(float(roc_auc_score(labels, scores)), 6),
-    "average_precision": round(float(average_precision_score(labels, scores)), 6),
-    f"card_precision_at_{k}": round(float(daily["precision"].mean()), 6),
+    **ranked,
     "flagged_per_day": round(float(at_threshold["flagged"]) / n_days, 3),
     "missed_frauds_per_day": round(float(at_threshold["missed"]) / n_days, 3),
     "cost_per_day": round(float(at_threshold["cost"]) / n_days, 3),
@@ -62,6 +73,16 @@ metrics = {
 }
 nbops.log_metric(metrics)
 metrics
+
+# %% [markdown]
+# **Champion and challenger on the same weeks.** The versions the registry holds in staging and
+# production (if any) are scored on these test weeks with the same function; promotion's
+# champion gate compares the challenger with those figures rather than with the ones each
+# champion had on its own, older test weeks.
+
+# %%
+champions = nbops.compare_champion("fraud-detector", ranking_metrics)
+pd.DataFrame({"challenger": ranked, **{f"{s} {c['version']}": c["metrics"] for s, c in champions.items()}})
 
 # %%
 nbops.log_pr_curve(labels, scores)
