@@ -20,7 +20,7 @@ from nbops.testing import command_env, run, set_params
 
 from ..conftest import REPO
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 
 EXAMPLE = Path("examples") / "fraud-detection"
 STAGES = ("generate", "validate", "featurize", "train", "evaluate")
