@@ -69,7 +69,8 @@ def test_repro_in_the_example_runs_every_stage(fraud):
     assert json.loads((project / "metrics/validate.json").read_text())["checks_failed"] == 0
     evaluated = json.loads((project / "metrics/evaluate.json").read_text())
     assert evaluated["roc_auc"] > 0.8 and evaluated["average_precision"] > 0.4
-    assert 0 < evaluated["card_precision_at_100"] <= 0.2  # a tenth of the world: about 9 compromised cards a day
+    # a tenth of the world: about 4 compromised cards a day left to find, so at most about 0.04
+    assert 0.01 < evaluated["card_precision_at_100"] <= 0.06
     # the threshold chosen by cost beats reviewing nothing on the test weeks it never saw
     assert evaluated["cost_per_day"] < evaluated["cost_per_day_reviewing_nothing"]
     for plot in ("plots/evaluate/pr_curve.json", "plots/evaluate/card_precision_by_day.json",
