@@ -178,3 +178,24 @@ def test_a_bad_batch_stops_the_pipeline_with_a_report(fraud, tmp_path):
     assert "**`validate`: 4 checks failed** on" in report
     assert "| `known_customer` | `customer_id` | 1 | 200: `987654` |" in report
     assert "`checks_failed`" in report  # the metric's change against the last commit
+
+
+# The handbook's published figures for its full setting (5,000 customers, 10,000 terminals, 183 days).
+PUBLISHED = {"transactions": 1_754_155, "frauds": 14_681, "scenario_1": 973, "scenario_2": 9_077, "scenario_3": 4_631}
+# Relative tolerances: about three standard deviations of each figure between seeds of our
+# simulator (bench/fraud_bench.py measures them; bench/README.md has the table). The figures
+# differ from seed to seed mostly through each customer's U(0, 4) daily rate and, for scenario 1,
+# through the few customers whose mean amount is near 100.
+TOLERANCE = {"transactions": 0.04, "frauds": 0.08, "scenario_1": 0.25, "scenario_2": 0.10, "scenario_3": 0.15}
+
+
+def test_full_scale_reproduces_the_handbooks_published_figures():
+    sys.path.insert(0, str(REPO / EXAMPLE))
+    try:
+        from fraudkit import simulate
+    finally:
+        sys.path.remove(str(REPO / EXAMPLE))
+    counts = simulate.summary(simulate.simulate(simulate.WORLDS["full"], seed=0).transactions)
+    for figure, published in PUBLISHED.items():
+        assert abs(counts[figure] / published - 1) <= TOLERANCE[figure], (figure, counts[figure], published)
+    assert abs(counts["fraud_rate"] - 0.0084) <= 0.0006  # 0.84% ± 0.06 points
