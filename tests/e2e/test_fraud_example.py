@@ -55,7 +55,7 @@ def fraud(tmp_path_factory):
     first = run(["dvc", "repro"], project, env, timeout=1200)
     seconds = time.monotonic() - started
     run(["git", "add", "-A"], repo, env)
-    run(["git", "commit", "-q", "-m", "reproduced"], repo, env)
+    run(["git", "commit", "-q", "--allow-empty", "-m", "reproduced"], repo, env)
     return repo, project, env, first, seconds
 
 
