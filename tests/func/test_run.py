@@ -147,3 +147,30 @@ def test_notebooks_that_name_no_language_run_in_the_default_kernel(nb_project, e
     assert output_text(nb_project / "reports/bare.ipynb", 1) == "2\n"
     nbops_run(nb_project, env, "notebooks/no_metadata.ipynb", check=True)
     assert json.loads((nb_project / "reports/no_metadata.ipynb").read_text())["metadata"]["kernelspec"]["language"] == "python"
+
+
+def test_failed_data_checks_stop_the_run_and_keep_their_findings(nb_project, env):
+    """nbops.log_checks raising ChecksFailed: one line naming the checks, and — unlike any other
+    failure — the checks' metrics and plot stay, as the evidence `nbops report` shows."""
+    from nbops.testing import write_notebook
+
+    write_notebook(nb_project / "notebooks/checks.ipynb", ["limit = 0"], body=[
+        "import pandas as pd\nimport nbops\n"
+        "batch = pd.DataFrame({'amount': [3.0, -1.0, 5.0, -2.0]})\n"
+        "bad = batch[batch['amount'] < limit]\n"
+        "findings = pd.DataFrame({'check': 'amount_not_negative', 'column': 'amount', 'row': bad.index, 'value': bad['amount']})",
+        "nbops.log_checks(findings, rows=len(batch), checks=['amount_not_negative', 'unique'])",
+        "open('after.txt', 'w').write('ran on')",
+    ])
+    result = nbops_run(nb_project, env, "notebooks/checks.ipynb")
+    assert_one_line_error(result, "notebooks/checks.ipynb: data checks failed — 1 data check failed on 4 rows: "
+                          "amount_not_negative on amount: 2 rows (e.g. row 1: -1.0, row 3: -2.0)",
+                          "metrics/checks.json", "plots/checks/checks.json", "partial report: reports/checks.ipynb")
+    assert json.loads((nb_project / "metrics/checks.json").read_text()) == {"rows_checked": 4, "checks_failed": 1, "rows_failing": 2}
+    assert json.loads((nb_project / "plots/checks/checks.json").read_text())[0] == {"check": "amount_not_negative (amount)", "failing_rows": 2}
+    assert not (nb_project / "after.txt").exists()
+    # a clean batch passes, and the run goes on
+    write_params(nb_project, "checks:\n  limit: -5\n")
+    nbops_run(nb_project, env, "notebooks/checks.ipynb", check=True)
+    assert json.loads((nb_project / "metrics/checks.json").read_text())["checks_failed"] == 0
+    assert (nb_project / "after.txt").exists()
