@@ -186,7 +186,9 @@ PUBLISHED = {"transactions": 1_754_155, "frauds": 14_681, "scenario_1": 973, "sc
 # simulator (bench/fraud_bench.py measures them; bench/README.md has the table). The figures
 # differ from seed to seed mostly through each customer's U(0, 4) daily rate and, for scenario 1,
 # through the few customers whose mean amount is near 100.
-TOLERANCE = {"transactions": 0.04, "frauds": 0.08, "scenario_1": 0.25, "scenario_2": 0.10, "scenario_3": 0.15}
+# Over 10 seeds: sd 0.7% (transactions), 1.4% (frauds), 6% (scenario 1), 2% (scenario 2), 3.6% (scenario 3),
+# 0.009 points (fraud rate); the means are within 2% of every published figure.
+TOLERANCE = {"transactions": 0.03, "frauds": 0.05, "scenario_1": 0.20, "scenario_2": 0.07, "scenario_3": 0.12}
 
 
 def test_full_scale_reproduces_the_handbooks_published_figures():
@@ -198,4 +200,4 @@ def test_full_scale_reproduces_the_handbooks_published_figures():
     counts = simulate.summary(simulate.simulate(simulate.WORLDS["full"], seed=0).transactions)
     for figure, published in PUBLISHED.items():
         assert abs(counts[figure] / published - 1) <= TOLERANCE[figure], (figure, counts[figure], published)
-    assert abs(counts["fraud_rate"] - 0.0084) <= 0.0006  # 0.84% ± 0.06 points
+    assert abs(counts["fraud_rate"] - 0.0084) <= 0.0003  # 0.84% ± 0.03 points

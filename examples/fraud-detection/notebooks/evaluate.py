@@ -45,24 +45,26 @@ days = test["tx_time_days"]
 n_days = days.nunique()
 
 # %%
-def ranking_metrics(model) -> dict:
-    """How well a model ranks the test weeks: the same function measures the challenger here and
-    the champion the registry holds, so the two are compared on the same weeks."""
-    scored = model.predict_proba(test[FEATURES])[:, 1]
+def ranking(scored):
+    """How well scores rank the test weeks: the metrics, and card precision@k day by day."""
     per_day = nbops.precision_at_k(labels, scored, k=k, groups=days, entities=test["customer_id"])
     return {
         "roc_auc": round(float(roc_auc_score(labels, scored)), 6),
         "average_precision": round(float(average_precision_score(labels, scored)), 6),
         f"card_precision_at_{k}": round(float(per_day["precision"].mean()), 6),
-    }
+    }, per_day
 
 
-daily = nbops.precision_at_k(labels, scores, k=k, groups=days, entities=test["customer_id"])
+def ranking_metrics(any_model) -> dict:
+    """The same measure for any model: the challenger here, the registry's champion below."""
+    return ranking(any_model.predict_proba(test[FEATURES])[:, 1])[0]
+
+
 threshold = decision["threshold"]
 costs = dict(review_cost=decision["review_cost"], miss_cost=decision["miss_cost"])
 at_threshold = nbops.cost_curve(labels, scores, thresholds=[threshold], **costs).iloc[0]
 hindsight = nbops.choose_threshold(labels, scores, **costs)
-ranked = ranking_metrics(model)
+ranked, daily = ranking(scores)
 metrics = {
     **ranked,
     "flagged_per_day": round(float(at_threshold["flagged"]) / n_days, 3),
