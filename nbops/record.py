@@ -305,7 +305,7 @@ def log_checks(
         plotted = [{"check": "all checks", "failing_rows": 0}]
     log_plot(name, plotted, x="failing_rows", y="check", template="bar_horizontal", title="Failing rows per data check")
     summary = {"rows": rows, "passed": not failed, "failed": failed}
-    _note({"kind": "checks", "stage": current_stage(), "name": name, **summary},
+    _note({"kind": "checks", "stage": current_stage(), "name": name, **summary, "stopped": bool(failed and fail)},
           f"checks: {'all passed' if not failed else f'{len(failed)} failed'} on {rows} rows")
     if failed and fail:
         raise ChecksFailed(describe_failed_checks(failed, rows))

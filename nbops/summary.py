@@ -113,7 +113,7 @@ def _checks_markdown(checks: list[dict[str, Any]]) -> list[str]:
         failed = entry.get("failed") or []
         lines += [
             f"**`{entry['stage']}`: {len(failed)} check{'s' if len(failed) != 1 else ''} failed** on "
-            f"{entry.get('rows')} rows — the stage stopped and nothing downstream ran.", "",
+            f"{entry.get('rows')} rows" + (" — the stage stopped and nothing downstream ran." if entry.get("stopped") else "."), "",
             "| check | column | failing rows | e.g. (row: value) |", "|---|---|---:|---|",
         ]
         for f in failed:
