@@ -336,8 +336,10 @@ def _check_recorded(
     if recorded.metrics:
         wanted.append(("metrics", project.metrics_path(section)))
     wanted += [("plots", project.plot_path(section, plot)) for plot in recorded.plots]
+    from .stages import model_outs
+
     for model in recorded.saved_models:
-        wanted += [("outs", project.model_path(model)), ("outs", project.model_manifest_path(model))]
+        wanted += [("outs", path) for path in model_outs(model, model in recorded.profiled_models)]
     found = []
     for key, path in wanted:
         covered = path in declared or any(path.startswith(d.rstrip("/") + "/") for d in declared)

@@ -170,7 +170,7 @@ def freshness_gate(c: Candidate) -> list[str]:
             f"(sha256 {actual[:12]}… vs {str(c.model_record.get('sha256'))[:12]}…); it was saved or changed "
             "outside the pipeline — run `dvc repro`"
         )
-    checked = [model_path, c.model_record.get("manifest")]
+    checked = [model_path, c.model_record.get("manifest"), c.model_record.get("profile")]
     checked += [f"metrics/{stage}.json" for stage in sorted(set(c.metric_stages.values()))]
     for path in filter(None, checked):
         stage = _producer(c, path)

@@ -4,6 +4,7 @@ The folder is self-describing and immutable once published:
 
     model.skops         the model (skops: loading runs no pickle code)
     manifest.json       name, version, metrics, params, signature, sample + predictions, lineage…
+    profile.json        the reference profile `nbops monitor` compares live data with (when recorded)
     card.html           the model card: the manifest's summary over the evaluation report
     requirements.txt    pinned runtime requirements (what predicting and serving need, nothing else)
     dist/*.whl          an installable wheel: `python -m <pkg> predict|serve`, `<pkg>.load()`
@@ -29,6 +30,8 @@ from typing import Any
 from ._io import atomic_write_text, dump_json, sha256_file
 
 MODEL_FILE = "model.skops"
+#: The reference profile (nbops/monitor/profile.py), when the model was saved with reference=.
+PROFILE_FILE = "profile.json"
 #: Distributions a package needs to predict (pinned to the versions that trained the model).
 PREDICT_DISTRIBUTIONS = ("scikit-learn", "skops", "numpy", "scipy", "pandas")
 #: The server the runtime runs on: uvicorn, its fast parser and loop, and the JSON codec.
@@ -63,15 +66,19 @@ def _installed(dist: str) -> str | None:
         return None
 
 
-def build_core(dest: Path, manifest: dict[str, Any], model_file: Path) -> dict[str, Any]:
-    """Copy the model into the empty folder `dest` and write manifest.json and requirements.txt:
-    enough to load the package (and check its parity) while the rest is built.
+def build_core(dest: Path, manifest: dict[str, Any], model_file: Path, profile_file: Path | None = None) -> dict[str, Any]:
+    """Copy the model (and its reference profile) into the empty folder `dest` and write
+    manifest.json and requirements.txt: enough to load the package (and check its parity)
+    while the rest is built.
 
-    Returns the manifest as written (with `model_file`, `sha256`, `requirements`, `wheel`).
+    Returns the manifest as written (with `model_file`, `sha256`, `requirements`, `wheel`, and
+    `profile` when there is one).
     """
     dest.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model_file, dest / MODEL_FILE)
     manifest = dict(manifest)
+    if profile_file is not None:
+        manifest["profile"] = _copy_profile(profile_file, dest)
     manifest["format"] = "skops"
     manifest["model_file"] = MODEL_FILE
     manifest["sha256"] = sha256_file(dest / MODEL_FILE)
@@ -82,6 +89,17 @@ def build_core(dest: Path, manifest: dict[str, Any], model_file: Path) -> dict[s
     atomic_write_text(dest / "manifest.json", dump_json(manifest))
     (dest / "requirements.txt").write_text("\n".join(manifest["requirements"]) + "\n", encoding="utf-8")
     return manifest
+
+
+def _copy_profile(profile_file: Path, dest: Path) -> dict[str, Any]:
+    """profile.json in the package folder and the manifest's description of it. It stays out of
+    the wheel: predicting and serving do not read it, `nbops monitor` reads it from the registry."""
+    from .monitor.profile import describe
+
+    shutil.copyfile(profile_file, dest / PROFILE_FILE)
+    with open(dest / PROFILE_FILE, encoding="utf-8") as handle:
+        profile = json.load(handle)
+    return {"file": PROFILE_FILE, "sha256": sha256_file(dest / PROFILE_FILE), **describe(profile)}
 
 
 def build_rest(dest: Path, manifest: dict[str, Any]) -> None:

@@ -58,3 +58,8 @@ def model_path(name: str) -> str:
 
 def model_manifest_path(name: str) -> str:
     return f"{MODELS_DIR}/{name}.json"
+
+
+def model_profile_path(name: str) -> str:
+    """The reference profile `save_model(..., reference=X_train)` records (nbops monitor reads it)."""
+    return f"{MODELS_DIR}/{name}.profile.json"

@@ -160,7 +160,7 @@ def _finish(
         manifest["lineage"]["forced"] = candidate.force_reason
     model_file = candidate.root / candidate.model_record["path"]
     if model_file.exists() and candidate.model_manifest is not None:
-        manifest = package.build_core(build_dir, manifest, model_file)
+        manifest = package.build_core(build_dir, manifest, model_file, profile_file(candidate))
         candidate.package_dir = build_dir
         candidate.parity_process = gates_mod.start_parity(build_dir)
         package.build_rest(build_dir, manifest)
@@ -252,7 +252,19 @@ def gather(root: Path, name: str, target: str, config: dict[str, Any], force: st
     )
     if model_manifest is None:
         candidate.notes.append(f"{project.model_manifest_path(name)} is missing or unreadable")
+    elif not model_manifest.get("profile"):
+        candidate.notes.append(
+            f"no reference profile: the package cannot tell `nbops monitor` what '{name}' was trained on, so "
+            "monitoring will lack per-column drift, prediction drift and data-quality checks (only live performance "
+            f"from labels); record one with nbops.save_model(model, '{name}', sample_input=…, reference=X_train)"
+        )
     return candidate
+
+
+def profile_file(candidate: gates_mod.Candidate) -> Path | None:
+    """The reference profile save_model recorded beside the model, if it recorded one."""
+    entry = (candidate.model_manifest or {}).get("profile")
+    return candidate.root / project.model_profile_path(candidate.name) if entry else None
 
 
 def _inside_out(path: str, outs: set[str]) -> bool:
@@ -307,6 +319,7 @@ def package_manifest(candidate: gates_mod.Candidate, version: str) -> dict[str, 
         "sample_probabilities": recorded.get("sample_probabilities"),
         **_decision_entries(recorded),
         "metrics": candidate.metrics,
+        "metric_stages": candidate.metric_stages,
         "params": params,
         "lineage": {
             "git": {"commit": git.commit if git else None, "dirty": git.dirty if git else True,

@@ -9,6 +9,7 @@ text fallback), so a later tool can read back from an executed report what a sta
 with hashes, without re-running it (`read_records`).
 
 Files written:  metrics/<stage>.json, plots/<stage>/<name>.json, models/<name>.skops + .json
+                (+ models/<name>.profile.json with `reference=`)
 """
 
 from __future__ import annotations
@@ -358,7 +359,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def save_model(
-    model: Any, name: str, *, sample_input: Any, description: str = "", decision: Any = None,
+    model: Any, name: str, *, sample_input: Any, reference: Any = None, description: str = "", decision: Any = None,
 ) -> dict[str, Any]:
     """Save a fitted model as models/<name>.skops plus a manifest models/<name>.json.
 
@@ -372,6 +373,10 @@ def save_model(
     the model's classes, 1 for 0/1 labels) when that class's probability is at least the
     threshold, else the other class. The manifest records it as `decision`, with the decisions on
     the sample; a promoted package answers them beside the probabilities.
+
+    `reference` (the training frame, e.g. X_train) also records models/<name>.profile.json: the
+    distribution the model was trained on and its scores there (nbops/monitor/profile.py),
+    which a promotion puts into the package and `nbops monitor` compares live data with.
     """
     from . import modelio
 
@@ -411,9 +416,12 @@ def save_model(
     if modelio.to_jsonable(replayed) != modelio.to_jsonable(predictions):
         raise RecordError(f"save_model('{name}'): the model predicts differently after a skops round trip; it cannot be saved faithfully")
 
+    profile_bytes = _reference_profile(model, name, reference, signature) if reference is not None else None
+
     stage = current_stage()
     model_rel = project.model_path(name)
     manifest_rel = project.model_manifest_path(name)
+    profile_rel = project.model_profile_path(name)
     manifest = {
         "name": name,
         "stage": stage,
@@ -435,6 +443,13 @@ def save_model(
     if decision_entry is not None:
         manifest["decision"] = decision_entry
         manifest["sample_decisions"] = sample_decisions
+    if profile_bytes is not None:
+        from .monitor.profile import describe
+
+        manifest["profile"] = {
+            "file": Path(profile_rel).name, "sha256": sha256_bytes(profile_bytes),
+            **describe(json.loads(profile_bytes)),
+        }
     manifest_bytes = dump_json(manifest).encode("utf-8")
     _write(model_rel, data)
     _write(manifest_rel, manifest_bytes)
@@ -442,6 +457,9 @@ def save_model(
         "kind": "model", "stage": stage, "name": name, "path": model_rel, "sha256": manifest["sha256"],
         "manifest": manifest_rel, "manifest_sha256": sha256_bytes(manifest_bytes),
     }
+    if profile_bytes is not None:
+        _write(profile_rel, profile_bytes)
+        record.update({"profile": profile_rel, "profile_sha256": sha256_bytes(profile_bytes)})
     _note(record, f"model {name} ({manifest['estimator']}, sha256 {manifest['sha256'][:12]}) → {model_rel}")
     return manifest
 
@@ -481,6 +499,48 @@ def _decision(model: Any, name: str, decision: Any, probabilities: Any) -> tuple
     except (TypeError, ValueError) as exc:
         raise RecordError(f"{where}: the decision's entries must be JSON numbers, strings, lists or mappings ({exc})") from None
     return ordered, modelio.apply_decision(probabilities, classes, ordered)
+
+
+def _reference_profile(model: Any, name: str, reference: Any, signature: dict[str, Any]) -> bytes:
+    """The reference profile's bytes: the frame's distribution and the model's scores on it."""
+    import numpy as np
+    import pandas as pd
+
+    from . import modelio
+    from .monitor.profile import build_profile, dumps
+
+    where = f"save_model('{name}', reference=...)"
+    if not hasattr(reference, "__len__") or len(reference) == 0:
+        raise RecordError(f"{where}: the reference must be the training inputs (a DataFrame such as X_train), got {type(reference).__name__}")
+    expected = [c["name"] for c in signature["columns"]]
+    if isinstance(reference, pd.DataFrame):
+        missing = [c for c in expected if c not in map(str, reference.columns)]
+        if missing:
+            raise RecordError(f"{where}: the reference lacks the input column(s) {', '.join(missing)} that sample_input has")
+        frame = reference.rename(columns=str)[expected]
+    else:
+        frame = pd.DataFrame(np.asarray(reference))
+        frame.columns = [str(c) for c in frame.columns]
+        if list(frame.columns) != expected:
+            raise RecordError(f"{where}: the reference has {frame.shape[1]} columns, sample_input {len(expected)}")
+    try:
+        with modelio.single_threaded(model):
+            model_input = frame if isinstance(reference, pd.DataFrame) else np.asarray(reference)
+            predictions = np.asarray(model.predict(model_input))
+            probabilities = np.asarray(model.predict_proba(model_input)) if hasattr(model, "predict_proba") else None
+    except Exception as exc:  # noqa: BLE001 - the user's model raised: say so in their terms
+        raise RecordError(f"{where}: the model could not predict the reference: {type(exc).__name__}: {exc}") from exc
+    classes = list(getattr(model, "classes_", []))
+    if probabilities is not None and probabilities.ndim == 2 and probabilities.shape[1] == 2:
+        scores, score_of = probabilities[:, 1], f"probability of class {modelio.to_jsonable(classes[1]) if classes else 1}"
+    elif probabilities is None and predictions.dtype.kind in "iuf":
+        scores, score_of = predictions, "prediction"
+    else:
+        scores, score_of = None, ""  # multiclass: the predicted classes' counts describe the output
+    profile = build_profile(
+        frame, scores=scores, score_of=score_of, predictions=predictions if probabilities is not None else None
+    )
+    return dumps(profile).encode("utf-8")
 
 
 def load_model(name: str) -> Any:

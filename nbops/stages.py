@@ -108,6 +108,7 @@ class Recorded:
     metrics: bool = False
     plots: dict[str, dict[str, str]] = field(default_factory=dict)  # name -> {template, x, y} known
     saved_models: list[str] = field(default_factory=list)
+    profiled_models: list[str] = field(default_factory=list)  # saved with reference=…: a profile too
     loaded_models: list[str] = field(default_factory=list)
     unresolved: list[str] = field(default_factory=list)  # calls whose name is not a literal
 
@@ -210,6 +211,22 @@ def _note_call(found: Recorded, name: str, node: ast.Call) -> None:
             found.unresolved.append(name)
         elif model not in target:
             target.append(model)
+        if model and name == "save_model" and _passes_reference(node) and model not in found.profiled_models:
+            found.profiled_models.append(model)
+
+
+def _passes_reference(node: ast.Call) -> bool:
+    """save_model(..., reference=X) with X anything but a literal None records a profile."""
+    return any(
+        kw.arg == "reference" and not (isinstance(kw.value, ast.Constant) and kw.value.value is None)
+        for kw in node.keywords
+    )
+
+
+def model_outs(name: str, profiled: bool) -> list[str]:
+    """The files save_model writes for model `name`: model, manifest and (with reference=) profile."""
+    outs = [project.model_path(name), project.model_manifest_path(name)]
+    return outs + [project.model_profile_path(name)] if profiled else outs
 
 
 def merge_report_records(found: Recorded, records: list[dict[str, Any]]) -> Recorded:
@@ -231,6 +248,8 @@ def merge_report_records(found: Recorded, records: list[dict[str, Any]]) -> Reco
             found.metrics = True
         elif kind == "model" and "save_model" in unresolved and name not in found.saved_models:
             found.saved_models.append(name)
+        if kind == "model" and record.get("profile") and name in found.saved_models and name not in found.profiled_models:
+            found.profiled_models.append(name)
     return found
 
 
@@ -378,7 +397,7 @@ def plan_stage(
     user_deps = [_rel(Path(d), root_path) for d in deps]
     user_outs = [_rel(Path(o), root_path) for o in outs]
     dep_list = _unique([runs, *user_deps, *(p for m in recorded.loaded_models for p in (project.model_path(m), project.model_manifest_path(m)))])
-    out_list = _unique([*user_outs, *(p for m in recorded.saved_models for p in (project.model_path(m), project.model_manifest_path(m))), project.report_path(section)])
+    out_list = _unique([*user_outs, *(p for m in recorded.saved_models for p in model_outs(m, m in recorded.profiled_models)), project.report_path(section)])
     cmd = f"{RUN_COMMAND} {_quote(runs)}" + (f" --stage {section}" if section != Path(runs).stem else "")
 
     stage: dict[str, Any] = {"cmd": cmd, "deps": dep_list}

@@ -12,7 +12,8 @@
 # Gradient-boosted trees (scikit-learn's `HistGradientBoostingClassifier`) on the sensor readings
 # and derived features of `data/features/train.csv`, saved with `nbops.save_model`: a skops file
 # plus a manifest with its input signature and its predictions on a sample, which promotion
-# replays to prove the package predicts the same.
+# replays to prove the package predicts the same, and (`reference=X_train`) a profile of the
+# training data and the model's scores on it, which `nbops monitor` compares live traffic with.
 
 # %% tags=["parameters"]
 learning_rate = 0.1
@@ -57,5 +58,5 @@ model.fit(X_train, y_train)
 print(f"trained on {len(X_train)} processes, {int(y_train.sum())} failures")
 
 # %%
-manifest = nbops.save_model(model, "failure-predictor", sample_input=X_train.head(20))
+manifest = nbops.save_model(model, "failure-predictor", sample_input=X_train.head(20), reference=X_train)
 manifest["sha256"]

@@ -15,7 +15,8 @@
 # * The cell tagged `parameters` holds the defaults for interactive runs; the pipeline injects
 #   the `train` section of `params.yaml` in their place (keep the two equal: `nbops check` warns).
 # * `nbops.log_metric`, `nbops.log_pr_curve` and `nbops.save_model` write `metrics/train.json`,
-#   `plots/train/pr_curve.json` and `models/classifier.skops`, which `dvc.yaml` declares.
+#   `plots/train/pr_curve.json` and `models/classifier.skops` (with `reference=X_train`, also the
+#   training profile `nbops monitor` compares live data with), which `dvc.yaml` declares.
 
 # %% tags=["parameters"]
 n_samples = 2000
@@ -46,5 +47,5 @@ nbops.log_metric({
 nbops.log_pr_curve(y_test, scores)
 
 # %%
-manifest = nbops.save_model(model, "classifier", sample_input=X_test.head(20))
+manifest = nbops.save_model(model, "classifier", sample_input=X_test.head(20), reference=X_train)
 manifest["sha256"]

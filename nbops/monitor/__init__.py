@@ -1,0 +1,1 @@
+"""Monitoring: reference profiles, drift, data quality and live performance (placeholder)."""
