@@ -36,6 +36,8 @@ _LAZY = {
     "run_notebook": "nbops.execute",
     "promote": "nbops.promotion",
     "PromotionResult": "nbops.promotion",
+    "monitor": "nbops.monitor",
+    "MonitorResult": "nbops.monitor",
     "RunResult": "nbops.execute",
     "NbopsError": "nbops.exceptions",
     "ChecksFailed": "nbops.exceptions",

@@ -14,7 +14,7 @@ from typing import Sequence
 from . import __version__
 
 #: Subcommands listed first by `nbops --help`; any other module in nbops/commands follows.
-FIRST = ("init", "stage", "run", "check", "report", "promote", "models", "serve", "predict")
+FIRST = ("init", "stage", "run", "check", "report", "promote", "models", "serve", "predict", "monitor")
 
 
 def command_names() -> list[str]:

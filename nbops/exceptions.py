@@ -12,7 +12,8 @@
     ├── ModelFileError                a model file that fails its hash or its type check
     ├── PromotionError                gates refused a promotion; carries every failure
     ├── RegistryError                 unknown model or version, bad names, lock timeouts
-    └── ServeError                    server configuration problems
+    ├── ServeError                    server configuration problems
+    └── MonitorError                  `nbops monitor` input it cannot read: capture, data, labels, profile
 
 `cli.main` prints `str(error)` of an NbopsError without a traceback (NBOPS_DEBUG=1 shows it).
 This module imports nothing of nbops: everything else may import it.
@@ -101,3 +102,8 @@ class RegistryError(NbopsError):
 
 class ServeError(NbopsError):
     """The model server cannot start as configured."""
+
+
+class MonitorError(NbopsError):
+    """`nbops monitor` was given input it cannot use: no profile, an unreadable capture part,
+    labels without the columns it needs, a bad threshold in params.yaml."""
