@@ -130,3 +130,63 @@ def write_notebook(
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(notebook, indent=1) + "\n", encoding="utf-8")
     return path
+
+
+def write_capture(
+    root: str | os.PathLike[str],
+    model: str,
+    frame: Any,
+    *,
+    version: str = "0.1.0",
+    role: str = "champion",
+    predictions: Sequence[Any] | None = None,
+    probabilities: Sequence[Sequence[float]] | None = None,
+    classes: Sequence[Any] | None = None,
+    rows_per_request: int = 1,
+    start: str = "2026-11-27T13:00:00",
+    seconds_apart: float = 1.0,
+    request_ids: Sequence[str] | None = None,
+    part: str = "part-130000-1-0.jsonl",
+) -> list[str]:
+    """Write captured requests for `frame`'s rows as the runtime's capture does (INTERFACES.md §2):
+    `<root>/<model>/<YYYY-MM-DD>/<part>`, one JSON line per request of `rows_per_request` rows,
+    columnar inputs, UTC timestamps `seconds_apart` apart. Returns the request ids written."""
+    import datetime as dt
+    import json
+
+    columns = [str(c) for c in frame.columns]
+    moment = dt.datetime.fromisoformat(start).replace(tzinfo=dt.timezone.utc)
+    ids: list[str] = []
+    handles: dict[Path, Any] = {}
+    try:
+        for number, first in enumerate(range(0, len(frame), rows_per_request)):
+            chunk = frame.iloc[first : first + rows_per_request]
+            when = moment + dt.timedelta(seconds=number * seconds_apart)
+            rid = request_ids[number] if request_ids is not None else f"{role[:1]}{number:08d}"
+            ids.append(rid)
+            record: dict[str, Any] = {
+                "v": 1, "ts": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "request_id": rid, "model": model,
+                "version": version, "role": role, "latency_ms": 1.0, "rows": len(chunk),
+                "inputs": {c: [_plain(v) for v in chunk[c].tolist()] for c in columns},
+                "predictions": [_plain(v) for v in (predictions[first : first + len(chunk)] if predictions is not None else [0] * len(chunk))],
+            }
+            if probabilities is not None:
+                record["classes"] = list(classes if classes is not None else [0, 1])
+                record["probabilities"] = [[float(p) for p in row] for row in probabilities[first : first + len(chunk)]]
+            path = Path(root) / model / when.strftime("%Y-%m-%d") / part
+            if path not in handles:
+                path.parent.mkdir(parents=True, exist_ok=True)
+                handles[path] = open(path, "a", encoding="utf-8")
+            handles[path].write(json.dumps(record, separators=(",", ":")) + "\n")
+    finally:
+        for handle in handles.values():
+            handle.close()
+    return ids
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "item"):
+        value = value.item()
+    if isinstance(value, float) and value != value:
+        return None
+    return value
