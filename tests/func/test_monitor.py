@@ -1,0 +1,235 @@
+"""`nbops monitor` on a real package in a real registry, with capture files written as the
+runtime writes them (INTERFACES.md §2; nbops.testing.write_capture), labels files and the CLI in
+a subprocess (exit codes). The pipeline-built package is monitored in tests/e2e/test_promote.py."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.compose import make_column_transformer
+from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import f1_score, recall_score, roc_auc_score
+from sklearn.pipeline import make_pipeline
+from sklearn.preprocessing import OneHotEncoder
+
+import nbops
+from nbops import package, record
+from nbops.registry import Registry
+from nbops.testing import command_env, run, write_capture
+
+pytestmark = pytest.mark.slow  # the CLI in subprocesses, parallel readers
+MODEL = "churn"
+
+
+def draw(rng: np.random.Generator, n: int, shift: float = 0.0, plans=(0.5, 0.3, 0.2)) -> tuple[pd.DataFrame, np.ndarray]:
+    frame = pd.DataFrame({
+        "tenure": rng.gamma(3.0, 8.0, n).round(1) + shift * 10,
+        "spend": rng.normal(60 + shift * 25, 15, n).round(2),
+        "plan": rng.choice(["basic", "plus", "pro"], n, p=list(plans)),
+        "calls": rng.poisson(2 + shift * 3, n),
+    })
+    logit = -0.06 * frame["tenure"] + 0.03 * (frame["spend"] - 60) + 0.5 * frame["calls"] + (frame["plan"] == "basic") - 1
+    labels = (rng.random(n) < 1 / (1 + np.exp(-logit))).astype(int).to_numpy()
+    return frame, labels
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory):
+    """A project holding a registry with one packaged model (saved with reference=X_train)."""
+    root = tmp_path_factory.mktemp("monitor")
+    (root / "params.yaml").write_text("monitor:\n  tolerance: 0.05\n", encoding="utf-8")
+    rng = np.random.default_rng(0)
+    X_train, y_train = draw(rng, 4000)
+    X_test, y_test = draw(rng, 1500)
+    model = make_pipeline(
+        make_column_transformer((OneHotEncoder(handle_unknown="ignore"), ["plan"]), remainder="passthrough"),
+        LogisticRegression(max_iter=500),
+    ).fit(X_train, y_train)
+    scores = model.predict_proba(X_test)[:, 1]
+    metrics = {"roc_auc": round(roc_auc_score(y_test, scores), 6), "recall": round(recall_score(y_test, model.predict(X_test)), 6),
+               "f1": round(f1_score(y_test, model.predict(X_test)), 6)}
+    saved = _save(root, model, X_train)
+    reg = Registry(root / "registry")
+    build = reg.build_dir(MODEL)
+    manifest = {**{k: saved[k] for k in ("description", "estimator", "task", "classes", "signature", "sample_input",
+                                           "sample_predictions", "sample_probabilities", "versions")},
+                "name": MODEL, "version": "0.1.0", "metrics": metrics}
+    package.build_core(build, manifest, root / "models" / f"{MODEL}.skops", root / "models" / f"{MODEL}.profile.json")
+    reg.publish(MODEL, "0.1.0", build)
+    reg.assign(MODEL, "0.1.0", "production")
+    return {"root": root, "model": model, "env": command_env(root), "metrics": metrics}
+
+
+def _save(root: Path, model, X_train):
+    import os
+
+    saved_env = {k: os.environ.get(k) for k in (record.ENV_ROOT, record.ENV_STAGE, record.ENV_JOURNAL)}
+    os.environ[record.ENV_ROOT], os.environ[record.ENV_STAGE] = str(root), "train"
+    os.environ.pop(record.ENV_JOURNAL, None)
+    try:
+        return record.save_model(model, MODEL, sample_input=X_train.head(10), reference=X_train)
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def capture(project, folder: Path, frame: pd.DataFrame, **kwargs) -> list[str]:
+    model = project["model"]
+    return write_capture(
+        folder, MODEL, frame, predictions=model.predict(frame).tolist(), probabilities=model.predict_proba(frame).tolist(),
+        classes=[0, 1], **kwargs,
+    )
+
+
+def cli(project, *args, check=False):
+    return run(["nbops", "monitor", MODEL, *args, "--registry", str(project["root"] / "registry")], project["root"], project["env"], check=check)
+
+
+def test_profile_recorded_and_packaged(project):
+    root = project["root"]
+    manifest = json.loads((root / "registry" / MODEL / "0.1.0" / "manifest.json").read_text())
+    assert manifest["profile"]["file"] == "profile.json"
+    assert manifest["profile"]["columns"] == ["tenure", "spend", "plan", "calls"]
+    assert manifest["profile"]["rows"] == 4000
+    assert manifest["profile"]["holds"] == ["quantile bins", "categories", "scores", "sample"]
+    packaged = root / "registry" / MODEL / "0.1.0" / "profile.json"
+    assert packaged.read_bytes() == (root / "models" / f"{MODEL}.profile.json").read_bytes()
+    assert packaged.stat().st_size < 120_000
+
+
+def test_fresh_sample_is_ok_and_shifted_data_drifts(project, tmp_path):
+    rng = np.random.default_rng(1)
+    fresh, _ = draw(rng, 3000)
+    capture(project, tmp_path / "fresh", fresh)
+    ok = cli(project, "--capture", str(tmp_path / "fresh"), "--json", "--fail-on", "warn")
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    result = json.loads(ok.stdout)
+    assert result["status"] == "ok" and result["rows"] == 3000 and result["requests"] == 3000
+    assert not result["dataset_drift"]["drifted"] and not result["prediction"]["drifted"]
+    assert result["columns"]["spend"]["test"] == "Wasserstein distance (normed)"
+    assert result["columns"]["plan"]["test"] == "Jensen-Shannon distance"
+
+    shifted, _ = draw(rng, 3000, shift=1.0, plans=(0.2, 0.3, 0.5))
+    capture(project, tmp_path / "shifted", shifted, rows_per_request=7)
+    html, metrics = tmp_path / "report.html", tmp_path / "monitor.json"
+    drifted = cli(project, "--capture", str(tmp_path / "shifted"), "--fail-on", "drift", "--html", str(html), "--metrics", str(metrics))
+    assert drifted.returncode == 4, drifted.stdout + drifted.stderr
+    assert "## Monitoring churn 0.1.0: ❌ drift" in drifted.stdout and "| spend | Wasserstein distance (normed) |" in drifted.stdout
+    saved = json.loads(metrics.read_text())
+    assert saved["dataset_drift"]["drifted"] and saved["columns"]["spend"]["drifted"] and saved["columns"]["plan"]["drifted"]
+    assert saved["requests"] == 429 and saved["rows"] == 3000
+    page = html.read_text()
+    assert len(page.encode()) < 300_000 and page.count("<svg") == 5
+    assert not re.search(r"""(src|href)\s*=|@import|url\(""", page)  # nothing fetched from a network
+    # without --fail-on the run reports and succeeds
+    assert cli(project, "--capture", str(tmp_path / "shifted")).returncode == 0
+
+
+def test_warnings_unseen_categories_and_out_of_range(project, tmp_path):
+    rng = np.random.default_rng(2)
+    frame, _ = draw(rng, 2000)
+    frame.loc[:19, "plan"] = "enterprise"
+    profile = json.loads((project["root"] / "models" / f"{MODEL}.profile.json").read_text())
+    frame.loc[20:59, "spend"] = profile["columns"][1]["max"] + 1.0  # just above the training range
+    capture(project, tmp_path / "odd", frame)
+    warned = cli(project, "--capture", str(tmp_path / "odd"), "--fail-on", "warn", "--json")
+    assert warned.returncode == 3, warned.stdout + warned.stderr
+    result = json.loads(warned.stdout)
+    assert result["status"] == "warn" and not result["columns"]["plan"]["drifted"]
+    assert result["columns"]["plan"]["unseen"] == 20 and "enterprise (20)" in result["columns"]["plan"]["unseen_values"]
+    assert result["columns"]["spend"]["above_range"] == 40
+    assert any("never seen in training" in w for w in result["warnings"].values())
+    assert cli(project, "--capture", str(tmp_path / "odd"), "--fail-on", "drift").returncode == 0
+
+
+def test_live_performance_by_request_id(project, tmp_path):
+    rng = np.random.default_rng(3)
+    frame, labels = draw(rng, 2000)
+    ids = capture(project, tmp_path / "cap", frame, rows_per_request=2)
+    rows = [{"request_id": rid, "row": r, "label": int(labels[2 * i + r])} for i, rid in enumerate(ids) for r in range(2)]
+    good = tmp_path / "labels.csv"
+    pd.DataFrame(rows).to_csv(good, index=False)
+    result = nbops.monitor(MODEL, capture=str(tmp_path / "cap"), labels=str(good), root=project["root"], registry=str(project["root"] / "registry"))
+    perf = result.performance
+    assert perf["labelled_rows"] == 2000 and perf["joined_by"] == "request id"
+    expected = roc_auc_score(labels, project["model"].predict_proba(frame)[:, 1])
+    assert perf["metrics"]["roc_auc"]["live"] == pytest.approx(expected, abs=1e-6)
+    assert perf["metrics"]["roc_auc"]["recorded"] == project["metrics"]["roc_auc"]
+    assert not any(m["dropped"] for m in perf["metrics"].values()) and result.status == "ok"
+    assert "<svg" in result._repr_html_() and "Live performance" in result._repr_html_()
+
+    flipped = tmp_path / "flipped.jsonl"
+    flipped.write_text("".join(json.dumps({**r, "label": 1 - r["label"]}) + "\n" for r in rows))
+    dropped = cli(project, "--capture", str(tmp_path / "cap"), "--labels", str(flipped), "--fail-on", "drift", "--json")
+    assert dropped.returncode == 4
+    metrics = json.loads(dropped.stdout)["performance"]["metrics"]
+    assert metrics["roc_auc"]["dropped"] and metrics["roc_auc"]["live"] < 0.5
+
+
+def test_data_file_scored_and_labels_joined_by_key(project, tmp_path):
+    rng = np.random.default_rng(4)
+    frame, labels = draw(rng, 1200)
+    frame.insert(0, "customer", [f"c{i}" for i in range(len(frame))])
+    frame.to_csv(tmp_path / "current.csv", index=False)
+    pd.DataFrame({"customer": frame["customer"], "label": labels}).to_csv(tmp_path / "labels.csv", index=False)
+    result = nbops.monitor(f"{MODEL}@production", data=str(tmp_path / "current.csv"), labels=str(tmp_path / "labels.csv"),
+                           key="customer", root=project["root"], registry=str(project["root"] / "registry"))
+    assert result.rows == 1200 and result.prediction is not None and not result.prediction["drifted"]
+    expected = roc_auc_score(labels, project["model"].predict_proba(frame.drop(columns="customer"))[:, 1])
+    assert result.performance["metrics"]["roc_auc"]["live"] == pytest.approx(expected, abs=1e-6)
+
+
+def test_window_parallel_parts_and_a_torn_line(project, tmp_path, monkeypatch):
+    from nbops.monitor import sources
+
+    rng = np.random.default_rng(5)
+    day1, _ = draw(rng, 1500)
+    day2, _ = draw(rng, 1500, shift=1.0)
+    folder = tmp_path / "cap"
+    capture(project, folder, day1, start="2026-11-26T10:00:00", part="part-100000-7-0.jsonl")
+    capture(project, folder, day2, start="2026-11-27T10:00:00", part="part-100000-7-0.jsonl")
+    capture(project, folder, day2.iloc[:300], start="2026-11-27T12:00:00", part="part-120000-7-1.jsonl")
+    with open(folder / MODEL / "2026-11-27" / "part-120000-7-1.jsonl", "a") as handle:
+        handle.write('{"v":1,"ts":"2026-11-27T12:59:59.000000Z","inputs":{"tenure":[1')  # killed mid-write
+    kwargs = dict(root=project["root"], registry=str(project["root"] / "registry"))
+    whole = nbops.monitor(MODEL, capture=str(folder), jobs=1, **kwargs)
+    assert whole.rows == 3300 and any("unreadable" in w for w in whole.warnings)
+    later = nbops.monitor(MODEL, capture=str(folder), since="2026-11-27", until="2026-11-27T11:00", jobs=1, **kwargs)
+    assert later.rows == 1500 and later.window["first"].startswith("2026-11-27T10:00")
+    earlier = nbops.monitor(MODEL, capture=str(folder), until="2026-11-27", **kwargs)
+    assert earlier.rows == 1500 and not earlier.dataset_drift["drifted"] and later.dataset_drift["drifted"]
+    # small units and chunks: many byte ranges read in two processes give the same answer
+    monkeypatch.setattr(sources, "UNIT_BYTES", 50_000)
+    monkeypatch.setattr(sources, "CHUNK_BYTES", 7_000)
+    parallel = nbops.monitor(MODEL, capture=str(folder), jobs=2, **kwargs)
+    assert parallel.to_dict() == whole.to_dict()
+
+
+def test_errors_are_one_line_with_distinct_exit_codes(project, tmp_path):
+    missing = cli(project, "--capture", str(tmp_path / "nowhere"))
+    assert missing.returncode == 1 and "no folder 'churn' there" in missing.stderr and "Traceback" not in missing.stderr
+    assert len(missing.stderr.strip().splitlines()) == 1
+    usage = cli(project)
+    assert usage.returncode == 2 and "--capture" in usage.stderr
+    bad_time = cli(project, "--capture", str(tmp_path), "--since", "yesterday-ish")
+    assert bad_time.returncode == 1 and "--since 'yesterday-ish': not a time" in bad_time.stderr
+    (tmp_path / "labels.csv").write_text("id,label\n1,0\n")
+    (tmp_path / "data.csv").write_text("tenure,spend,plan,calls\n1,2,basic,3\n")
+    labels = cli(project, "--data", str(tmp_path / "data.csv"), "--labels", str(tmp_path / "labels.csv"))
+    assert labels.returncode == 1 and "needs a 'request_id' column" in labels.stderr
+    params = project["root"] / "params.yaml"
+    saved = params.read_text()
+    try:
+        params.write_text("monitor:\n  wassertein: 0.2\n")
+        typo = cli(project, "--data", str(tmp_path / "data.csv"))
+        assert typo.returncode == 1 and "monitor.wassertein: unknown threshold; valid keys:" in typo.stderr
+    finally:
+        params.write_text(saved)
