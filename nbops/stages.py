@@ -248,7 +248,8 @@ def merge_report_records(found: Recorded, records: list[dict[str, Any]]) -> Reco
             found.metrics = True
         elif kind == "model" and "save_model" in unresolved and name not in found.saved_models:
             found.saved_models.append(name)
-        if kind == "model" and record.get("profile") and name in found.saved_models and name not in found.profiled_models:
+        if (kind == "model" and "save_model" in unresolved and record.get("profile")
+                and name in found.saved_models and name not in found.profiled_models):
             found.profiled_models.append(name)
     return found
 

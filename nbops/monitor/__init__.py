@@ -85,9 +85,15 @@ def monitor(
     else:
         from .. import runtime
 
-        model = runtime.PackagedModel.load(folder)
+        try:
+            model = runtime.PackagedModel.load(folder)
+        except runtime.PackageError as exc:
+            raise MonitorError(str(exc)) from None
         columns = [c["name"] for c in (manifest.get("signature") or {}).get("columns", [])]
-        scan = scan_data(str(data), spec, model, columns)
+        try:
+            scan = scan_data(str(data), spec, model, columns)
+        except (runtime.InputError, runtime.PackageError) as exc:
+            raise MonitorError(f"--data {data}: the packaged model refuses it: {exc}") from None
         source = str(data)
     return analyse(
         name=name, version=version, source=source, window=window, profile=profile, manifest=manifest,

@@ -79,7 +79,7 @@ def test_promote_builds_a_self_describing_package(project):
     package = Path(out["path"])
     assert sorted(p.name for p in package.iterdir()) == sorted(
         [".complete", "Dockerfile", "MLmodel", "card.html", "code", "dist", "manifest.json", "model.skops",
-         "python_env.yaml", "requirements.txt"])
+         "profile.json", "python_env.yaml", "requirements.txt"])
     manifest = json.loads((package / "manifest.json").read_text())
     head = run(["git", "rev-parse", "HEAD"], root, env).stdout.strip()
     assert manifest["lineage"]["git"] == {"commit": head, "dirty": False, "dirty_paths": []}
@@ -436,3 +436,54 @@ def test_package_is_an_mlflow_model(project):
     frame = pd.DataFrame(manifest["sample_input"]["data"], columns=manifest["sample_input"]["columns"])
     loaded = mlflow.load_model(out["path"])
     assert list(loaded.predict(frame)) == manifest["sample_predictions"]
+
+
+def test_package_carries_the_training_profile_and_monitor_reads_it(project):
+    """save_model(reference=X_train) → models/<name>.profile.json (a DVC out) → profile.json in
+    the package → `nbops monitor` on the project's own data: ok on held-out rows, drift on shifted."""
+    import zipfile
+
+    import pandas as pd
+
+    root, env = project
+    out = json.loads(nbops(root, env, "promote", MODEL, "--json").stdout)
+    package = Path(out["path"])
+    manifest = json.loads((package / "manifest.json").read_text())
+    train_rows = len(pd.read_csv(root / "data/features/train.csv"))
+    assert manifest["profile"]["file"] == "profile.json" and manifest["profile"]["rows"] == train_rows
+    assert manifest["profile"]["columns"] == [c["name"] for c in manifest["signature"]["columns"]]
+    assert (package / "profile.json").read_bytes() == (root / "models" / f"{MODEL}.profile.json").read_bytes()
+    lock = (root / "dvc.lock").read_text()
+    assert f"models/{MODEL}.profile.json" in lock
+    with zipfile.ZipFile(package / manifest["wheel"]) as wheel:  # serving does not need it: not in the wheel
+        assert not [n for n in wheel.namelist() if n.endswith("profile.json")]
+    assert not [n for n in out["notes"] if "reference profile" in n]
+
+    held_out = nbops(root, env, "monitor", MODEL, "--data", "data/features/test.csv", "--json", "--fail-on", "drift", check=False)
+    assert held_out.returncode == 0, held_out.stdout + held_out.stderr
+    assert not json.loads(held_out.stdout)["dataset_drift"]["drifted"]
+    shifted = pd.read_csv(root / "data/features/test.csv")
+    for column in ("Air temperature [K]", "Process temperature [K]", "Torque [Nm]"):
+        shifted[column] = shifted[column] * 1.08
+    for column in ("Rotational speed [rpm]", "Tool wear [min]"):
+        shifted[column] = (shifted[column] * 1.08).round().astype(int)
+    shifted.to_csv(root / "shifted.csv", index=False)
+    drifted = nbops(root, env, "monitor", MODEL, "--data", "shifted.csv", "--fail-on", "drift", check=False)
+    assert drifted.returncode == 4 and "❌ drift" in drifted.stdout
+
+
+def test_promotion_without_reference_says_what_monitoring_lacks(project):
+    root, env = project
+    train = root / "notebooks" / "train.py"
+    train.write_text(train.read_text().replace(", reference=X_train)", ")"))
+    dvc_yaml = root / "dvc.yaml"  # a project that never recorded a profile (stage add keeps outs it finds)
+    dvc_yaml.write_text(dvc_yaml.read_text().replace(f"      - models/{MODEL}.profile.json\n", ""))
+    nbops(root, env, "stage", "add", "notebooks/train.py", "--deps", "data/features/train.csv")
+    assert "profile.json" not in dvc_yaml.read_text()
+    run(["dvc", "repro"], root, env)
+    out = json.loads(nbops(root, env, "promote", MODEL, "--json").stdout)
+    assert out["ok"] and not (Path(out["path"]) / "profile.json").exists()
+    assert any("no reference profile" in n and "reference=X_train" in n and "drift" in n for n in out["notes"])
+    monitored = nbops(root, env, "monitor", MODEL, "--data", "data/features/test.csv", check=False)
+    assert monitored.returncode == 1 and "has no reference profile" in monitored.stderr and "Traceback" not in monitored.stderr
+

@@ -216,3 +216,15 @@ def test_dvc_yaml_written_as_dvc_reads_it(project):
     assert parse_yaml(text, "dvc.yaml")["stages"]["other"] == {"cmd": "echo", "deps": ["x"]}
     shutil.rmtree(project / "notebooks", ignore_errors=True)
     assert json.loads(json.dumps(load_yaml(project / "params.yaml"))) == {"nb": {"k": 1}}
+
+
+def test_save_model_with_reference_declares_the_profile(project):
+    write_notebook(project / "nb.ipynb", ["k = 1"], body=[
+        "import nbops\n"
+        "nbops.save_model(m, 'with-profile', sample_input=X[:5], reference=X)\n"
+        "nbops.save_model(m, 'without', sample_input=X[:5], reference=None)\n"
+        "nbops.save_model(m, 'plain', sample_input=X[:5])"
+    ])
+    outs = plan_stage(project / "nb.ipynb", root=project).stage["outs"]
+    assert outs == ["models/with-profile.skops", "models/with-profile.json", "models/with-profile.profile.json",
+                    "models/without.skops", "models/without.json", "models/plain.skops", "models/plain.json", "reports/nb.ipynb"]
