@@ -190,3 +190,47 @@ def _plain(value: Any) -> Any:
     if isinstance(value, float) and value != value:
         return None
     return value
+
+
+def register_model(
+    project: str | os.PathLike[str],
+    name: str,
+    model: Any,
+    X_train: Any,
+    *,
+    metrics: Mapping[str, float] | None = None,
+    version: str = "0.1.0",
+    stage: str | None = "production",
+    registry: str | os.PathLike[str] | None = None,
+) -> Path:
+    """Save `model` with its reference profile into `project`/models (as nbops.save_model in a
+    stage would) and publish it as a package version in a real registry (default
+    `project`/registry), without a pipeline: for tests and benchmarks of what reads packages.
+    Returns the package folder."""
+    from . import package, record
+    from .registry import Registry
+
+    project = Path(project)
+    keys = (record.ENV_ROOT, record.ENV_STAGE, record.ENV_JOURNAL)
+    saved_env = {key: os.environ.get(key) for key in keys}
+    os.environ[record.ENV_ROOT], os.environ[record.ENV_STAGE] = str(project), "train"
+    os.environ.pop(record.ENV_JOURNAL, None)
+    try:
+        saved = record.save_model(model, name, sample_input=X_train.head(10), reference=X_train)
+    finally:
+        for key, value in saved_env.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    reg = Registry(registry or project / "registry")
+    build = reg.build_dir(name)
+    keep = ("description", "estimator", "task", "classes", "signature", "sample_input", "sample_predictions",
+            "sample_probabilities", "versions")
+    manifest = {**{k: saved[k] for k in keep}, "name": name, "version": version, "metrics": dict(metrics or {})}
+    models = project / "models"
+    package.build_core(build, manifest, models / f"{name}.skops", models / f"{name}.profile.json")
+    path = reg.publish(name, version, build)
+    if stage:
+        reg.assign(name, version, stage)
+    return Path(path)

@@ -169,35 +169,32 @@ def capture_units(root: str, model: str, since: str | None, until: str | None, u
 
 
 def read_unit_chunks(fs: Any, unit: Unit, chunk_bytes: int = CHUNK_BYTES) -> Iterator[bytes]:
-    """Whole lines whose first byte lies in [start, end), CHUNK_BYTES at a time."""
+    """Whole lines whose first byte lies in [start, end), CHUNK_BYTES at a time (a unit owns the
+    lines that start inside it; the line in which its end falls is read to its newline)."""
     with fs.open(unit.path, "rb") as handle:
-        position = unit.start
+        offset = unit.start
         if unit.start > 0:
             handle.seek(unit.start - 1)
-            head = handle.readline()  # the tail of a line the previous unit owns (or just its newline)
-            position = unit.start - 1 + len(head)
+            offset = unit.start - 1 + len(handle.readline())  # the rest of a line the previous unit owns
         carry = b""
-        while position < unit.end or carry:
-            block = handle.read(chunk_bytes) if position < unit.end else b""
+        while offset - len(carry) < unit.end:  # the first line not yet given out starts inside the unit
+            block = handle.read(chunk_bytes)
             if not block:
                 if carry:
-                    yield carry
+                    yield carry  # a last line without its newline (torn by a kill, say)
                 return
+            offset += len(block)
             data = carry + block
             cut = data.rfind(b"\n")
             if cut < 0:
                 carry = data
-                position += len(block)
                 continue
             lines, carry = data[: cut + 1], data[cut + 1 :]
-            line_start = position - (len(data) - len(block))
-            if line_start + len(lines) > unit.end:
-                # stop after the line in which `end` falls
-                end_in = unit.end - line_start
-                stop = lines.find(b"\n", max(end_in - 1, 0))
+            data_start = offset - len(data)
+            if data_start + len(lines) >= unit.end:
+                stop = lines.find(b"\n", max(unit.end - data_start - 1, 0))
                 yield lines[: stop + 1]
                 return
-            position += len(block)
             yield lines
 
 
@@ -211,8 +208,8 @@ def parse_lines(chunk: bytes) -> tuple[list[dict[str, Any]], int]:
     enabled = gc.isenabled()
     gc.disable()  # a million small containers: the cyclic GC would rescan them again and again
     try:
-        try:
-            records = loads(b"[" + body.replace(b"\n", b",") + b"]")
+        try:  # line by line is faster than one big array for orjson (measured)
+            records = list(map(loads, body.split(b"\n")))
             if all(type(r) is dict for r in records):
                 return records, 0
         except ValueError:
@@ -256,28 +253,32 @@ def fold_records(scan: Scan, spec: ScanSpec, records: list[dict[str, Any]]) -> N
     stamps = [r.get("ts") or "" for r in records]
     scan.first_ts = min(filter(None, (scan.first_ts, min(stamps))), default="")
     scan.last_ts = max(scan.last_ts, max(stamps))
-    champions = [r for r in records if r.get("role", "champion") == "champion"]
-    for role, count in Counter(r.get("role", "champion") for r in records).items():
-        rows = sum(_rows(r) for r in records if r.get("role", "champion") == role) if role != "champion" else sum(map(_rows, champions))
-        scan.roles[role] += rows
-    for version, count in Counter(r.get("version", "") for r in champions).items():
+    roles = [r.get("role", "champion") for r in records]
+    champions = records if roles.count("champion") == len(records) else [r for r, role in zip(records, roles) if role == "champion"]
+    if len(champions) != len(records):
+        for record, role in zip(records, roles):
+            if role != "champion":
+                scan.roles[str(role)] += _rows(record)
+    versions = Counter(r.get("version", "") for r in champions)
+    for version, count in versions.items():
         scan.versions[str(version)] += count
     if champions:
-        _fold_champions(scan, spec, champions)
+        scan.roles["champion"] += _fold_champions(scan, spec, champions)
     if spec.labels is not None or spec.label_keys is not None:
-        for role in {r.get("role", "champion") for r in records}:
-            _join(scan, spec, [r for r in records if r.get("role", "champion") == role], role)
+        for role in set(roles):
+            _join(scan, spec, [r for r, each in zip(records, roles) if each == role], role)
 
 
 def _rows(record: Mapping[str, Any]) -> int:
     rows = record.get("rows")
-    if isinstance(rows, int):
+    if type(rows) is int:
         return rows
     predictions = record.get("predictions")
     return len(predictions) if isinstance(predictions, list) else 0
 
 
-def _fold_champions(scan: Scan, spec: ScanSpec, records: list[dict[str, Any]]) -> None:
+def _fold_champions(scan: Scan, spec: ScanSpec, records: list[dict[str, Any]]) -> int:
+    """Champion rows into the accumulators; returns how many rows."""
     acc = scan.accumulators
     inputs = [r.get("inputs") or {} for r in records]
     rows = sum(map(_rows, records))
@@ -303,6 +304,7 @@ def _fold_champions(scan: Scan, spec: ScanSpec, records: list[dict[str, Any]]) -
             _add(acc.scores, scores, "score")
     if acc.predictions is not None:
         acc.predictions.add(list(chain.from_iterable(r.get("predictions") or () for r in records)))
+    return rows
 
 
 def _add(accumulator: Any, values: list[Any], name: str) -> None:

@@ -18,9 +18,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 import nbops
-from nbops import package, record
-from nbops.registry import Registry
-from nbops.testing import command_env, run, write_capture
+from nbops.testing import command_env, register_model, run, write_capture
 
 pytestmark = pytest.mark.slow  # the CLI in subprocesses, parallel readers
 MODEL = "churn"
@@ -53,32 +51,8 @@ def project(tmp_path_factory):
     scores = model.predict_proba(X_test)[:, 1]
     metrics = {"roc_auc": round(roc_auc_score(y_test, scores), 6), "recall": round(recall_score(y_test, model.predict(X_test)), 6),
                "f1": round(f1_score(y_test, model.predict(X_test)), 6)}
-    saved = _save(root, model, X_train)
-    reg = Registry(root / "registry")
-    build = reg.build_dir(MODEL)
-    manifest = {**{k: saved[k] for k in ("description", "estimator", "task", "classes", "signature", "sample_input",
-                                           "sample_predictions", "sample_probabilities", "versions")},
-                "name": MODEL, "version": "0.1.0", "metrics": metrics}
-    package.build_core(build, manifest, root / "models" / f"{MODEL}.skops", root / "models" / f"{MODEL}.profile.json")
-    reg.publish(MODEL, "0.1.0", build)
-    reg.assign(MODEL, "0.1.0", "production")
+    register_model(root, MODEL, model, X_train, metrics=metrics)
     return {"root": root, "model": model, "env": command_env(root), "metrics": metrics}
-
-
-def _save(root: Path, model, X_train):
-    import os
-
-    saved_env = {k: os.environ.get(k) for k in (record.ENV_ROOT, record.ENV_STAGE, record.ENV_JOURNAL)}
-    os.environ[record.ENV_ROOT], os.environ[record.ENV_STAGE] = str(root), "train"
-    os.environ.pop(record.ENV_JOURNAL, None)
-    try:
-        return record.save_model(model, MODEL, sample_input=X_train.head(10), reference=X_train)
-    finally:
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def capture(project, folder: Path, frame: pd.DataFrame, **kwargs) -> list[str]:

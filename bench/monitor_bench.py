@@ -1,0 +1,275 @@
+"""How fast `nbops monitor` is, against Evidently's data-drift preset on the same data and tests.
+
+    python bench/monitor_bench.py [--rows 1000000] [--rounds 3] [--workdir /tmp/nbops-monitor-bench]
+
+One synthetic model (10 input columns: 7 numeric, 3 categorical; a logistic regression) is
+packaged with a 20,000-row reference profile into a real registry; the current data is
+1,000,000 rows (a drifted copy of the generator), captured as the runtime writes it
+(INTERFACES.md §2) — one row per request (online traffic, the worst case: ~500 bytes of JSON per
+row) and 100 rows per request (batch scoring) — and also as a CSV for Evidently. Rounds
+interleave the cases; medians (min–max) are printed side by side with the ratios.
+
+Cases
+* `nbops monitor --capture` (CLI, a fresh process: imports, JSON parsing, two worker processes)
+* `nbops monitor --data current.csv` (CLI; scores the rows with the packaged model too)
+* nbops in-process on the in-memory frame (the statistics alone: the same input Evidently gets)
+* Evidently 0.7 `Report([DataDriftPreset()]).run(current, reference)` on the in-memory frames,
+  the raw 20,000-row reference (its test choice by reference size is then the same as ours:
+  Wasserstein for numeric columns, Jensen–Shannon for categorical ones), run in its own virtual
+  environment bench/.venv-evidently (create it: python3 -m venv bench/.venv-evidently &&
+  bench/.venv-evidently/bin/pip install evidently==0.7.23); skipped when absent.
+
+Peak memory (max RSS of the monitor process and of its largest worker) is measured for
+250,000 and 1,000,000 rows × 10 columns, and 250,000 rows × 40 columns.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+EVIDENTLY_PYTHON = HERE / ".venv-evidently" / "bin" / "python"
+MODEL = "bench-model"
+REFERENCE_ROWS = 20_000
+
+
+def frame(rng, n: int, columns: int = 10, shift: float = 0.0):
+    import numpy as np
+    import pandas as pd
+
+    data = {}
+    numeric = columns - 3 * (columns // 10 or 1)
+    for i in range(numeric):
+        if i % 3 == 2:
+            data[f"count_{i}"] = rng.poisson(5 + 3 * shift + i % 4, n)
+        else:
+            data[f"sensor_{i} [unit]"] = (rng.normal(100 + i + shift * 4, 10 + i % 5, n)).round(3)
+    for j in range(columns - numeric):
+        p = [0.5, 0.3, 0.2] if not shift else [0.35, 0.35, 0.3]
+        data[f"kind_{j}"] = rng.choice(["alpha", "beta", "gamma"], n, p=p)
+    return pd.DataFrame(data)
+
+
+def setup(workdir: Path, rows: int, columns: int = 10) -> dict:
+    """The package, the captures and the CSV (kept in workdir between runs)."""
+    import numpy as np
+
+    tag = f"{rows}x{columns}"
+    done = workdir / f".ready-{tag}"
+    root = workdir / f"project-{columns}"
+    paths = {"root": root, "capture1": workdir / f"capture-{tag}-1", "capture100": workdir / f"capture-{tag}-100",
+             "csv": workdir / f"current-{tag}.csv", "reference_csv": workdir / f"reference-{columns}.csv"}
+    if done.exists():
+        return paths
+    from sklearn.compose import make_column_transformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    from nbops.testing import register_model
+
+    rng = np.random.default_rng(0)
+    reference = frame(rng, REFERENCE_ROWS, columns)
+    cats = [c for c in reference.columns if c.startswith("kind_")]
+    y = (reference.iloc[:, 0] + rng.normal(0, 10, REFERENCE_ROWS) > 100).astype(int)
+    model = make_pipeline(make_column_transformer((OneHotEncoder(handle_unknown="ignore"), cats), remainder="passthrough"),
+                          LogisticRegression(max_iter=300)).fit(reference, y)
+    if not (root / "registry").exists():
+        root.mkdir(parents=True, exist_ok=True)
+        (root / "params.yaml").write_text("", encoding="utf-8")
+        register_model(root, MODEL, model, reference)
+    reference.to_csv(paths["reference_csv"], index=False)
+    current = frame(np.random.default_rng(1), rows, columns, shift=0.3)
+    current.to_csv(paths["csv"], index=False)
+    probabilities = model.predict_proba(current)
+    predictions = model.predict(current)
+    for per in (1, 100):
+        write_fast_capture(paths[f"capture{per}"], current, predictions, probabilities, per)
+    done.write_text("ok\n")
+    return paths
+
+
+def write_fast_capture(folder: Path, current, predictions, probabilities, per: int) -> None:
+    """Capture lines as the runtime writes them (orjson, compact), in parts of ~64 MB."""
+    import orjson
+
+    columns = {c: current[c].tolist() for c in current.columns}
+    preds, probs = predictions.tolist(), probabilities.tolist()
+    day = folder / MODEL / "2026-11-27"
+    day.mkdir(parents=True, exist_ok=True)
+    part, size, handle = 0, 0, None
+    for number, first in enumerate(range(0, len(current), per)):
+        last = first + per
+        line = orjson.dumps({
+            "v": 1, "ts": f"2026-11-27T{10 + number // 3_600_000:02d}:{number // 60_000 % 60:02d}:{number // 1000 % 60:02d}.{number % 1000:03d}000Z",
+            "request_id": f"{number:032x}", "model": MODEL, "version": "0.1.0", "role": "champion", "latency_ms": 1.234,
+            "rows": len(preds[first:last]), "inputs": {c: v[first:last] for c, v in columns.items()},
+            "predictions": preds[first:last], "classes": [0, 1], "probabilities": probs[first:last],
+        }) + b"\n"
+        if handle is None or size > 64 << 20:
+            if handle:
+                handle.close()
+            handle = open(day / f"part-100000-{os.getpid()}-{part}.jsonl", "wb")
+            part, size = part + 1, 0
+        handle.write(line)
+        size += len(line)
+    handle.close()
+
+
+def run_cli(paths: dict, *args: str) -> tuple[float, dict]:
+    """Wall time of a fresh `nbops monitor` process, and its peak memory (self, largest child)."""
+    code = (
+        "import resource, sys, json\n"
+        "from nbops.cli import main\n"
+        "code = main(sys.argv[1:])\n"
+        "self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
+        "child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
+        "print(json.dumps({'exit': code, 'self_mb': self_kb / 1024, 'child_mb': child_kb / 1024}), file=sys.stderr)\n"
+    )
+    start = time.perf_counter()
+    result = subprocess.run([sys.executable, "-c", code, "monitor", MODEL, *args, "--registry", str(paths["root"] / "registry"), "--json"],
+                            cwd=paths["root"], capture_output=True, text=True)
+    elapsed = time.perf_counter() - start
+    if result.returncode not in (0, 3, 4):
+        raise SystemExit(f"nbops monitor failed:\n{result.stderr}")
+    memory = json.loads(result.stderr.strip().splitlines()[-1])
+    memory["result"] = json.loads(result.stdout)
+    return elapsed, memory
+
+
+def in_process_frame(paths: dict) -> float:
+    """nbops' statistics on the in-memory frame (what Evidently is given), no file reading."""
+    code = f"""
+import json, time, pandas as pd, numpy as np
+from pathlib import Path
+from nbops.monitor import load_package_profile
+from nbops.monitor.accumulate import Accumulators
+from nbops.monitor.analyse import analyse
+from nbops.monitor.config import MonitorConfig
+from nbops.monitor.sources import Scan
+folder = Path({str(paths['root'] / 'registry' / MODEL / '0.1.0')!r})
+manifest = json.loads((folder / 'manifest.json').read_text())
+profile = load_package_profile(folder, manifest, 'bench')
+current = pd.read_csv({str(paths['csv'])!r})
+start = time.perf_counter()
+scan = Scan(Accumulators(profile))
+acc = scan.accumulators
+acc.rows = len(current)
+for name, column in acc.columns.items():
+    series = current[name]
+    column.add(series.to_numpy(dtype=float) if column.kind == 'numeric' else series.tolist())
+result = analyse(name='{MODEL}', version='0.1.0', source='frame', window={{}}, profile=profile, manifest=manifest, scan=scan,
+                 config=MonitorConfig(), positive=1, joined_by=None)
+print(time.perf_counter() - start)
+"""
+    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+
+
+EVIDENTLY_CODE = """
+import json, sys, time, warnings
+warnings.filterwarnings("ignore")
+import pandas as pd
+from evidently import Report
+from evidently.presets import DataDriftPreset
+reference = pd.read_csv(sys.argv[1])
+current = pd.read_csv(sys.argv[2])
+start = time.perf_counter()
+snapshot = Report([DataDriftPreset()]).run(current, reference)
+elapsed = time.perf_counter() - start
+found = {}
+for metric in snapshot.dict()["metrics"]:
+    name = metric.get("metric_id") or ""
+    if name.startswith("ValueDrift"):
+        found[name] = metric.get("value")
+print(json.dumps({"seconds": elapsed, "drifts": found}))
+"""
+
+
+def run_evidently(paths: dict) -> tuple[float, dict] | None:
+    if not EVIDENTLY_PYTHON.exists():
+        return None
+    result = subprocess.run([str(EVIDENTLY_PYTHON), "-c", EVIDENTLY_CODE, str(paths["reference_csv"]), str(paths["csv"])],
+                            capture_output=True, text=True)
+    if result.returncode != 0:
+        print(f"Evidently failed: {result.stderr[-2000:]}", file=sys.stderr)
+        return None
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    return out["seconds"], out["drifts"]
+
+
+def median_range(values: list[float]) -> str:
+    return f"{statistics.median(values):.2f} s ({min(values):.2f}–{max(values):.2f})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workdir", default="/tmp/nbops-monitor-bench")
+    parser.add_argument("--skip-memory", action="store_true")
+    args = parser.parse_args()
+    workdir = Path(args.workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; cores: {os.cpu_count()}", flush=True)
+    paths = setup(workdir, args.rows)
+    times: dict[str, list[float]] = {k: [] for k in ("capture1", "capture100", "data", "frame", "evidently")}
+    memory: dict[str, dict] = {}
+    evidently_drifts = None
+    for _ in range(args.rounds):
+        for case in times:
+            if case.startswith("capture"):
+                seconds, memory[case] = run_cli(paths, "--capture", str(paths[case]))
+            elif case == "data":
+                seconds, memory[case] = run_cli(paths, "--data", str(paths["csv"]))
+            elif case == "frame":
+                seconds = in_process_frame(paths)
+            else:
+                measured = run_evidently(paths)
+                if measured is None:
+                    continue
+                seconds, evidently_drifts = measured
+            times[case].append(seconds)
+            print(f"  {case}: {seconds:.2f} s", flush=True)
+    ours = memory["capture1"]["result"]
+    print(f"\n{args.rows:,} rows × 10 columns, reference {REFERENCE_ROWS:,} rows; rounds: {args.rounds}")
+    print("| case | median (min–max) | vs Evidently |")
+    print("|---|---:|---:|")
+    evidently = statistics.median(times["evidently"]) if times["evidently"] else None
+    labels = {
+        "capture1": "`nbops monitor --capture` (1 row per request, 500 MB of JSON lines)",
+        "capture100": "`nbops monitor --capture` (100 rows per request)",
+        "data": "`nbops monitor --data current.csv` (reads and scores the CSV)",
+        "frame": "nbops statistics on the in-memory frame",
+        "evidently": "Evidently 0.7.23 DataDriftPreset on the in-memory frames",
+    }
+    for case, values in times.items():
+        if not values:
+            print(f"| {labels[case]} | skipped (no bench/.venv-evidently) | |")
+            continue
+        ratio = f"{evidently / statistics.median(values):.1f}×" if evidently and case != "evidently" else ""
+        print(f"| {labels[case]} | {median_range(values)} | {ratio} |")
+    print(f"\nnbops per column: " + ", ".join(f"{k}: {v['test'].split()[0]} {v['score']:.3g}{' drift' if v['drifted'] else ''}" for k, v in ours["columns"].items()))
+    if evidently_drifts:
+        print("Evidently per column: " + ", ".join(f"{k}: {v:.3g}" if isinstance(v, (int, float)) else f"{k}: {v}" for k, v in evidently_drifts.items()))
+    for case in ("capture1", "capture100", "data"):
+        print(f"peak memory {case}: monitor process {memory[case]['self_mb']:.0f} MB, largest worker {memory[case]['child_mb']:.0f} MB")
+    if not args.skip_memory:
+        print("\n| data | capture size | peak RSS (process / largest worker) | time |")
+        print("|---|---:|---:|---:|")
+        for rows, columns in ((250_000, 10), (args.rows, 10), (250_000, 40)):
+            more = setup(workdir, rows, columns)
+            seconds, used = run_cli(more, "--capture", str(more["capture1"]))
+            size = sum(p.stat().st_size for p in Path(more["capture1"]).rglob("*.jsonl"))
+            print(f"| {rows:,} rows × {columns} columns | {size / 1e6:.0f} MB | {used['self_mb']:.0f} MB / {used['child_mb']:.0f} MB | {seconds:.2f} s |", flush=True)
+    print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
+
+
+if __name__ == "__main__":
+    main()
