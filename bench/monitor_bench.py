@@ -17,7 +17,8 @@ Cases
   the raw 20,000-row reference (its test choice by reference size is then the same as ours:
   Wasserstein for numeric columns, Jensen–Shannon for categorical ones), run in its own virtual
   environment bench/.venv-evidently (create it: python3 -m venv bench/.venv-evidently &&
-  bench/.venv-evidently/bin/pip install evidently==0.7.23); skipped when absent.
+  bench/.venv-evidently/bin/pip install evidently==0.7.23 "pandas<3" — 0.7.23 does not import
+  with pandas 3); skipped when absent.
 
 Peak memory (max RSS of the monitor process and of its largest worker) is measured for
 250,000 and 1,000,000 rows × 10 columns, and 250,000 rows × 40 columns.
@@ -129,9 +130,9 @@ def run_cli(paths: dict, *args: str) -> tuple[float, dict]:
         "import resource, sys, json\n"
         "from nbops.cli import main\n"
         "code = main(sys.argv[1:])\n"
-        "self_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss\n"
-        "child_kb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-        "print(json.dumps({'exit': code, 'self_mb': self_kb / 1024, 'child_mb': child_kb / 1024}), file=sys.stderr)\n"
+        "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
+        "cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime\n"
+        "print(json.dumps({'exit': code, 'self_mb': me.ru_maxrss / 1024, 'child_mb': kids.ru_maxrss / 1024, 'cpu': cpu}), file=sys.stderr)\n"
     )
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code, "monitor", MODEL, *args, "--registry", str(paths["root"] / "registry"), "--json"],
@@ -144,7 +145,7 @@ def run_cli(paths: dict, *args: str) -> tuple[float, dict]:
     return elapsed, memory
 
 
-def in_process_frame(paths: dict) -> float:
+def in_process_frame(paths: dict) -> tuple[float, float]:
     """nbops' statistics on the in-memory frame (what Evidently is given), no file reading."""
     code = f"""
 import json, time, pandas as pd, numpy as np
@@ -158,7 +159,7 @@ folder = Path({str(paths['root'] / 'registry' / MODEL / '0.1.0')!r})
 manifest = json.loads((folder / 'manifest.json').read_text())
 profile = load_package_profile(folder, manifest, 'bench')
 current = pd.read_csv({str(paths['csv'])!r})
-start = time.perf_counter()
+start, start_cpu = time.perf_counter(), time.process_time()
 scan = Scan(Accumulators(profile))
 acc = scan.accumulators
 acc.rows = len(current)
@@ -167,9 +168,10 @@ for name, column in acc.columns.items():
     column.add(series.to_numpy(dtype=float) if column.kind == 'numeric' else series.tolist())
 result = analyse(name='{MODEL}', version='0.1.0', source='frame', window={{}}, profile=profile, manifest=manifest, scan=scan,
                  config=MonitorConfig(), positive=1, joined_by=None)
-print(time.perf_counter() - start)
+print(time.perf_counter() - start, time.process_time() - start_cpu)
 """
-    return float(subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    return float(out[0]), float(out[1])
 
 
 EVIDENTLY_CODE = """
@@ -180,19 +182,19 @@ from evidently import Report
 from evidently.presets import DataDriftPreset
 reference = pd.read_csv(sys.argv[1])
 current = pd.read_csv(sys.argv[2])
-start = time.perf_counter()
+start, start_cpu = time.perf_counter(), time.process_time()
 snapshot = Report([DataDriftPreset()]).run(current, reference)
-elapsed = time.perf_counter() - start
+elapsed, used = time.perf_counter() - start, time.process_time() - start_cpu
 found = {}
 for metric in snapshot.dict()["metrics"]:
-    name = metric.get("metric_id") or ""
+    name = metric.get("metric_name") or ""
     if name.startswith("ValueDrift"):
-        found[name] = metric.get("value")
-print(json.dumps({"seconds": elapsed, "drifts": found}))
+        found[name.split("(", 1)[1].split(",")[0].replace("column=", "")] = float(metric.get("value"))
+print(json.dumps({"seconds": elapsed, "cpu": used, "drifts": found}))
 """
 
 
-def run_evidently(paths: dict) -> tuple[float, dict] | None:
+def run_evidently(paths: dict) -> tuple[float, float, dict] | None:
     if not EVIDENTLY_PYTHON.exists():
         return None
     result = subprocess.run([str(EVIDENTLY_PYTHON), "-c", EVIDENTLY_CODE, str(paths["reference_csv"]), str(paths["csv"])],
@@ -201,7 +203,7 @@ def run_evidently(paths: dict) -> tuple[float, dict] | None:
         print(f"Evidently failed: {result.stderr[-2000:]}", file=sys.stderr)
         return None
     out = json.loads(result.stdout.strip().splitlines()[-1])
-    return out["seconds"], out["drifts"]
+    return out["seconds"], out["cpu"], out["drifts"]
 
 
 def median_range(values: list[float]) -> str:
@@ -220,28 +222,34 @@ def main() -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; cores: {os.cpu_count()}", flush=True)
     paths = setup(workdir, args.rows)
     times: dict[str, list[float]] = {k: [] for k in ("capture1", "capture100", "data", "frame", "evidently")}
+    cpu: dict[str, list[float]] = {k: [] for k in times}
     memory: dict[str, dict] = {}
     evidently_drifts = None
     for _ in range(args.rounds):
         for case in times:
             if case.startswith("capture"):
                 seconds, memory[case] = run_cli(paths, "--capture", str(paths[case]))
+                cpu[case].append(memory[case]["cpu"])
             elif case == "data":
                 seconds, memory[case] = run_cli(paths, "--data", str(paths["csv"]))
+                cpu[case].append(memory[case]["cpu"])
             elif case == "frame":
-                seconds = in_process_frame(paths)
+                seconds, used = in_process_frame(paths)
+                cpu[case].append(used)
             else:
                 measured = run_evidently(paths)
                 if measured is None:
                     continue
-                seconds, evidently_drifts = measured
+                seconds, used, evidently_drifts = measured
+                cpu[case].append(used)
             times[case].append(seconds)
-            print(f"  {case}: {seconds:.2f} s", flush=True)
+            print(f"  {case}: {seconds:.2f} s wall, {cpu[case][-1]:.2f} s CPU", flush=True)
     ours = memory["capture1"]["result"]
     print(f"\n{args.rows:,} rows × 10 columns, reference {REFERENCE_ROWS:,} rows; rounds: {args.rounds}")
-    print("| case | median (min–max) | vs Evidently |")
-    print("|---|---:|---:|")
+    print("| case | wall, median (min–max) | CPU, median | vs Evidently (wall) | vs Evidently (CPU) |")
+    print("|---|---:|---:|---:|---:|")
     evidently = statistics.median(times["evidently"]) if times["evidently"] else None
+    evidently_cpu = statistics.median(cpu["evidently"]) if cpu["evidently"] else None
     labels = {
         "capture1": "`nbops monitor --capture` (1 row per request, 500 MB of JSON lines)",
         "capture100": "`nbops monitor --capture` (100 rows per request)",
@@ -251,23 +259,24 @@ def main() -> None:
     }
     for case, values in times.items():
         if not values:
-            print(f"| {labels[case]} | skipped (no bench/.venv-evidently) | |")
+            print(f"| {labels[case]} | skipped (no bench/.venv-evidently) | | | |")
             continue
         ratio = f"{evidently / statistics.median(values):.1f}×" if evidently and case != "evidently" else ""
-        print(f"| {labels[case]} | {median_range(values)} | {ratio} |")
+        ratio_cpu = f"{evidently_cpu / statistics.median(cpu[case]):.1f}×" if evidently_cpu and case != "evidently" else ""
+        print(f"| {labels[case]} | {median_range(values)} | {statistics.median(cpu[case]):.2f} s | {ratio} | {ratio_cpu} |")
     print(f"\nnbops per column: " + ", ".join(f"{k}: {v['test'].split()[0]} {v['score']:.3g}{' drift' if v['drifted'] else ''}" for k, v in ours["columns"].items()))
     if evidently_drifts:
         print("Evidently per column: " + ", ".join(f"{k}: {v:.3g}" if isinstance(v, (int, float)) else f"{k}: {v}" for k, v in evidently_drifts.items()))
     for case in ("capture1", "capture100", "data"):
         print(f"peak memory {case}: monitor process {memory[case]['self_mb']:.0f} MB, largest worker {memory[case]['child_mb']:.0f} MB")
     if not args.skip_memory:
-        print("\n| data | capture size | peak RSS (process / largest worker) | time |")
-        print("|---|---:|---:|---:|")
+        print("\n| data | capture size | peak RSS (process / largest worker) | wall | CPU |")
+        print("|---|---:|---:|---:|---:|")
         for rows, columns in ((250_000, 10), (args.rows, 10), (250_000, 40)):
             more = setup(workdir, rows, columns)
             seconds, used = run_cli(more, "--capture", str(more["capture1"]))
             size = sum(p.stat().st_size for p in Path(more["capture1"]).rglob("*.jsonl"))
-            print(f"| {rows:,} rows × {columns} columns | {size / 1e6:.0f} MB | {used['self_mb']:.0f} MB / {used['child_mb']:.0f} MB | {seconds:.2f} s |", flush=True)
+            print(f"| {rows:,} rows × {columns} columns | {size / 1e6:.0f} MB | {used['self_mb']:.0f} MB / {used['child_mb']:.0f} MB | {seconds:.2f} s | {used['cpu']:.2f} s |", flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 
