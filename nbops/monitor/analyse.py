@@ -120,7 +120,10 @@ def shadow_summary(scan: Scan, manifest: Mapping[str, Any], positive: Any, confi
     rows = sum(count for role, count in scan.roles.items() if role != "champion")
     if not rows:
         return None
-    summary: dict[str, Any] = {"rows": rows}
+    summary: dict[str, Any] = {"rows": rows, "paired": scan.paired}
+    if scan.paired:
+        summary["agreement"] = round(scan.agreed / scan.paired, 6)
+        summary["mean_score_difference"] = round(scan.score_gap / scan.paired, 6)
     joined_champion, joined_shadow = scan.joined.get("champion"), scan.joined.get("shadow")
     if joined_shadow and joined_shadow.labels and joined_champion and joined_champion.labels:
         from .performance import live_metrics

@@ -4,8 +4,9 @@ A capture folder `<root>/<model>/<YYYY-MM-DD>/part-*.jsonl` (a local path or an 
 cut into work units — byte ranges of ~UNIT_BYTES aligned on lines — read CHUNK_BYTES at a time
 and folded into accumulators (accumulate.py); units run in parallel processes when there is
 enough to read, and their accumulators merge. Memory holds one chunk per process, never the
-whole capture. Only champion rows are compared with the profile; shadow rows are counted (and
-paired with their champion for live performance when labels arrive).
+whole capture. Only champion rows are compared with the profile; a shadow (challenger) row is paired with
+the champion row of the same request (request_id, row) when both are in one chunk — the runtime
+writes them together — for their agreement, and scored against labels beside the champion.
 
 A data file (CSV, or parquet when pyarrow is installed) is read in slices of rows and scored
 with the packaged model for prediction drift.
@@ -96,8 +97,11 @@ class Scan:
     first_ts: str = ""
     last_ts: str = ""
     joined: dict[str, Joined] = field(default_factory=dict)  # role -> labelled rows
-    # shadow pairing: (request_id, row) -> prediction, per role, for requests with both roles
-    paired: dict[str, dict[tuple[str, int], Any]] = field(default_factory=dict)
+    # shadow rows paired with the champion's row of the same request: count, same prediction,
+    # summed |score difference|
+    paired: int = 0
+    agreed: int = 0
+    score_gap: float = 0.0
 
     def merge(self, other: Scan) -> Scan:
         self.accumulators.merge(other.accumulators)
@@ -109,8 +113,9 @@ class Scan:
         self.last_ts = max(self.last_ts, other.last_ts)
         for role, joined in other.joined.items():
             self.joined.setdefault(role, Joined()).extend(joined)
-        for role, rows in other.paired.items():
-            self.paired.setdefault(role, {}).update(rows)
+        self.paired += other.paired
+        self.agreed += other.agreed
+        self.score_gap += other.score_gap
         return self
 
 
@@ -259,6 +264,7 @@ def fold_records(scan: Scan, spec: ScanSpec, records: list[dict[str, Any]]) -> N
         for record, role in zip(records, roles):
             if role != "champion":
                 scan.roles[str(role)] += _rows(record)
+        _pair_shadows(scan, spec, champions, [r for r, role in zip(records, roles) if role == "shadow"])
     versions = Counter(r.get("version", "") for r in champions)
     for version, count in versions.items():
         scan.versions[str(version)] += count
@@ -267,6 +273,21 @@ def fold_records(scan: Scan, spec: ScanSpec, records: list[dict[str, Any]]) -> N
     if spec.labels is not None or spec.label_keys is not None:
         for role in set(roles):
             _join(scan, spec, [r for r, each in zip(records, roles) if each == role], role)
+
+
+def _pair_shadows(scan: Scan, spec: ScanSpec, champions: list[dict[str, Any]], shadows: list[dict[str, Any]]) -> None:
+    """Agreement of shadow rows with the champion rows of the same requests in this chunk."""
+    by_request = {r.get("request_id"): r for r in champions}
+    for shadow in shadows:
+        champion = by_request.get(shadow.get("request_id"))
+        if champion is None:
+            continue
+        ours, theirs = shadow.get("predictions") or [], champion.get("predictions") or []
+        pairs = min(len(ours), len(theirs))
+        scan.paired += pairs
+        scan.agreed += sum(1 for a, b in zip(ours, theirs) if a == b)
+        ours_s, theirs_s = _scores([shadow], spec), _scores([champion], spec)
+        scan.score_gap += sum(abs(float(a) - float(b)) for a, b in zip(ours_s, theirs_s) if a is not None and b is not None)
 
 
 def _rows(record: Mapping[str, Any]) -> int:

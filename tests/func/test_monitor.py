@@ -207,3 +207,24 @@ def test_errors_are_one_line_with_distinct_exit_codes(project, tmp_path):
         assert typo.returncode == 1 and "monitor.wassertein: unknown threshold; valid keys:" in typo.stderr
     finally:
         params.write_text(saved)
+
+
+def test_shadow_rows_are_paired_and_scored_beside_the_champion(project, tmp_path):
+    from sklearn.dummy import DummyClassifier
+
+    rng = np.random.default_rng(6)
+    frame, labels = draw(rng, 800)
+    ids = capture(project, tmp_path / "cap", frame)
+    challenger = DummyClassifier(strategy="constant", constant=1).fit(frame, labels)
+    write_capture(tmp_path / "cap", MODEL, frame, role="shadow", request_ids=ids, predictions=challenger.predict(frame).tolist(),
+                  probabilities=challenger.predict_proba(frame).tolist())
+    pd.DataFrame({"request_id": ids, "label": labels}).to_csv(tmp_path / "labels.csv", index=False)
+    result = nbops.monitor(MODEL, capture=str(tmp_path / "cap"), labels=str(tmp_path / "labels.csv"),
+                           root=project["root"], registry=str(project["root"] / "registry"))
+    assert result.rows == 800 and result.roles == {"champion": 800, "shadow": 800}  # shadows are not in the drift
+    shadow = result.shadow
+    champion_says_one = (project["model"].predict(frame) == 1).mean()
+    assert shadow["paired"] == 800 and shadow["agreement"] == pytest.approx(champion_says_one, abs=1e-9)
+    assert shadow["labelled_rows"] == 800
+    assert shadow["metrics"]["recall"]["shadow"] == 1.0 and shadow["metrics"]["roc_auc"]["shadow"] == 0.5
+    assert shadow["metrics"]["roc_auc"]["delta"] < 0 and "Shadow" in result.to_markdown()
