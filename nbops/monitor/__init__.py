@@ -127,12 +127,9 @@ def _positive(manifest: dict[str, Any], profile: dict[str, Any]) -> tuple[int | 
     """(index of the scored class in `probabilities`, that class) for a binary classifier; a
     regressor's score is its prediction: (None, None)."""
     classes = manifest.get("classes") or []
-    scores = profile.get("scores") or {}
     if manifest.get("task") == "classification" and len(classes) == 2:
         return 1, classes[1]
-    if manifest.get("task") == "classification":
-        return None, None if not scores else classes[-1]
-    return None, None
+    return None, None  # a regressor (its prediction is its score), or multiclass (no single score)
 
 
 class _CallableModule(types.ModuleType):
