@@ -135,9 +135,13 @@ def live_metrics(
     """Each named metric on the labelled rows (None where it cannot be computed)."""
     import numpy as np
 
-    positive_text = str(positive)
-    y = np.array([str(label) == positive_text or (_number(label) == _number(positive)) for label in labels])
-    predicted = np.array([str(p) == positive_text or (_number(p) == _number(positive)) for p in predictions])
+    if positive is None:  # a regressor or a multiclass model: labels and predictions as they are
+        y = np.array([str(label) for label in labels])
+        predicted = np.array([str(p) for p in predictions])
+    else:
+        positive_text = str(positive)
+        y = np.array([str(label) == positive_text or (_number(label) == _number(positive)) for label in labels])
+        predicted = np.array([str(p) == positive_text or (_number(p) == _number(positive)) for p in predictions])
     values = np.array([np.nan if s is None else float(s) for s in scores])
     results: dict[str, float | None] = {}
     for name in names:
