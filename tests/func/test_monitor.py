@@ -228,3 +228,18 @@ def test_shadow_rows_are_paired_and_scored_beside_the_champion(project, tmp_path
     assert shadow["labelled_rows"] == 800
     assert shadow["metrics"]["recall"]["shadow"] == 1.0 and shadow["metrics"]["roc_auc"]["shadow"] == 0.5
     assert shadow["metrics"]["roc_auc"]["delta"] < 0 and "Shadow" in result.to_markdown()
+
+
+def test_capture_root_may_be_an_fsspec_url(project, tmp_path):
+    import fsspec
+
+    rng = np.random.default_rng(7)
+    frame, _ = draw(rng, 500)
+    capture(project, tmp_path / "cap", frame)
+    memory = fsspec.filesystem("memory")
+    memory.put(str(tmp_path / "cap"), "/monitor-test-capture", recursive=True)
+    try:
+        result = nbops.monitor(MODEL, capture="memory://monitor-test-capture", root=project["root"], registry=str(project["root"] / "registry"))
+    finally:
+        memory.rm("/monitor-test-capture", recursive=True)
+    assert result.rows == 500 and result.source == "memory://monitor-test-capture"
