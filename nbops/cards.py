@@ -134,7 +134,7 @@ def promotion_card(result: Any) -> str:
 
 
 if __name__ == "__main__":
-    from .cli import skip_slow_optional_imports
+    from ._startup import skip_slow_optional_imports
 
     skip_slow_optional_imports()
     sys.stdout.write(notebook_html(Path(sys.argv[1])))

@@ -4,14 +4,14 @@
 nbstripout imports nbformat, whose jsonschema, with the format extra JupyterLab installs,
 compiles the rfc3987-syntax grammars on import (about 2 s here, against 0.5 s for the whole
 filter without it). nbformat's schema uses no IRI formats, so nothing is lost (the same trick as
-`cli.skip_slow_optional_imports`). Arguments are nbstripout's.
+`_startup.skip_slow_optional_imports`). Arguments are nbstripout's.
 """
 
 from __future__ import annotations
 
 
 def main() -> None:
-    from .cli import skip_slow_optional_imports
+    from ._startup import skip_slow_optional_imports
 
     skip_slow_optional_imports()
     from nbstripout._nbstripout import main as nbstripout_main
