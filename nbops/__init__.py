@@ -29,6 +29,8 @@ _LAZY = {
     "log_confusion_matrix": "nbops.record",
     "save_model": "nbops.record",
     "load_model": "nbops.record",
+    "output_path": "nbops.record",
+    "input_path": "nbops.record",
     "read_records": "nbops.record",
     "current_stage": "nbops.record",
     "run_notebook": "nbops.execute",
