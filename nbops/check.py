@@ -442,6 +442,6 @@ def _outputs_committed(root: Path, outs: Iterable[str]) -> list[Finding]:
                 "outputs-committed", ERROR, path, None, None,
                 f"{path} is in git with the outputs of {len(cells)} cell{'s' if len(cells) != 1 else ''}: outputs bloat "
                 f"the history and bury code changes in diffs; strip them from what git stores with "
-                f"`nbstripout --install --attributes .gitattributes && git add {path}` (outputs stay in your copy)",
+                f"`nbops git-filter && git add {path}` (outputs stay in your copy)",
             ))
     return found
