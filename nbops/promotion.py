@@ -62,7 +62,7 @@ class PromotionResult:
             "name": self.name, "stage": self.stage, "version": self.version, "dry_run": self.dry_run,
             "ok": self.ok, "path": self.path, "wheel": self.wheel, "registry": self.registry,
             "metrics": self.metrics, "notes": self.notes, "tags": self.tags,
-            "gates": [{"name": g.name, "passed": g.passed, "failures": g.failures} for g in self.gates],
+            "gates": [{"name": g.name, "passed": g.passed, "failures": g.failures, "details": g.details} for g in self.gates],
         }
 
     def __str__(self) -> str:
