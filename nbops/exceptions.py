@@ -91,7 +91,8 @@ class PromotionError(NbopsError):
     def _render_traceback_(self) -> list[str]:
         """In a notebook cell (IPython asks for this instead of a traceback): the promotion card,
         failed gates in red, then the error in one line per failure — no frames of nbops."""
-        if self.result is not None:
+        if self.result is not None and not getattr(self, "_card_shown", False):
+            self._card_shown = True  # IPython asks twice: to show the error, then to store it
             try:
                 from IPython.display import display
 
