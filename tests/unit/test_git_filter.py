@@ -116,3 +116,24 @@ def test_git_filter_adds_the_attributes_where_none_name_it_and_refuses_outside_g
     refused = run(["nbops", "git-filter"], outside, {**env, "GIT_CEILING_DIRECTORIES": str(tmp_path)}, check=False)
     assert refused.returncode == 1 and "Traceback" not in refused.stderr
     assert refused.stderr.strip().splitlines() == ["nbops: error: .: not inside a git repository; `git init` first (or `nbops init`)"]
+
+
+def test_the_readme_setup_line_configures_the_filter_nbops_init_sets_up(tmp_path, env, monkeypatch):
+    from nbops.scaffold import init_project
+
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    assert "the filter that keeps notebook outputs out of git: `nbops git-filter`" in readme
+    for var in ("GIT_AUTHOR_NAME", "GIT_AUTHOR_EMAIL", "GIT_COMMITTER_NAME", "GIT_COMMITTER_EMAIL"):
+        monkeypatch.setenv(var, env[var])
+    init_project(tmp_path / "made-by-init")
+    clone = tmp_path / "set-up-by-hand"
+    clone.mkdir()
+    init_repo(clone, env, dvc=False)
+    nbstripout.install(clone)  # what `nbops git-filter` runs
+
+    def filter_config(root):
+        listed = run(["git", "config", "--local", "--get-regexp", r"^(filter\.nbstripout|diff\.ipynb)\."], root, env)
+        return sorted(listed.stdout.splitlines())
+
+    assert filter_config(tmp_path / "made-by-init") == filter_config(clone)
+    assert len(filter_config(clone)) == len(nbstripout.filter_config())
