@@ -101,6 +101,9 @@ def _announce_scratch(stage: str) -> None:
     if stage in _announced:
         return
     _announced.add(stage)
+    ignore = project_root() / project.SCRATCH_DIR.split("/")[0] / ".gitignore"
+    if not ignore.exists():  # git ignores the folder in any project, whatever its own .gitignore says
+        atomic_write_bytes(ignore, b"# nbops' run journals and what exploring records: never committed\n*\n")
     text = (
         f"nbops: exploring (not `nbops run`): stage '{stage}' records into {project.scratch_path(stage)}/, "
         "which git and DVC ignore; only `dvc repro` writes the stage's outputs"

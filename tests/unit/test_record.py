@@ -192,6 +192,7 @@ def test_exploring_records_into_scratch_and_says_so_once(exploring, fitted, caps
     assert not (exploring / "plots").exists() and not (exploring / "models").exists()
     said = capsys.readouterr().err
     assert said.count("records into .nbops/scratch/explore/") == 1, said
+    assert (exploring / ".nbops/.gitignore").read_text().splitlines()[-1] == "*"  # git ignores it in any project
 
 
 def test_load_model_when_exploring_takes_the_newer_and_in_the_pipeline_the_pipelines(exploring, fitted, monkeypatch, capsys):
