@@ -15,7 +15,8 @@
 # * The cell tagged `parameters` holds the defaults for interactive runs; the pipeline injects
 #   the `train` section of `params.yaml` in their place (keep the two equal: `nbops check` warns).
 # * `nbops.log_metric`, `nbops.log_pr_curve` and `nbops.save_model` write `metrics/train.json`,
-#   `plots/train/pr_curve.json` and `models/classifier.skops`, which `dvc.yaml` declares.
+#   `plots/train/pr_curve.json` and `models/classifier.skops`, which `dvc.yaml` declares — in the
+#   pipeline; run here in JupyterLab, they write under `.nbops/scratch/train/` instead.
 
 # %% tags=["parameters"]
 n_samples = 2000
