@@ -31,6 +31,8 @@ _LAZY = {
     "save_model": "nbops.record",
     "load_model": "nbops.record",
     "compare_champion": "nbops.record",
+    "output_path": "nbops.record",
+    "input_path": "nbops.record",
     "read_records": "nbops.record",
     "current_stage": "nbops.record",
     "run_notebook": "nbops.execute",

@@ -17,6 +17,7 @@ _STYLE = """
 .nbops-card .pass{color:#1a7f37;font-weight:600}.nbops-card .fail{color:#cf222e;font-weight:600}
 .nbops-card code{background:#f6f8fa;padding:0 .2em}
 .nbops-card .muted{color:#656d76}
+.nbops-card tr.gate-fail td{background:#ffebe9}
 </style>
 """
 
@@ -115,18 +116,21 @@ def finish_notebook_html(process: subprocess.Popen[str] | None) -> str | None:
 def promotion_card(result: Any) -> str:
     """The card a notebook shows for `nbops.promote(...)` (a PromotionResult)."""
     gates = "".join(
-        f"<tr><td>{_e(g.name)}</td><td class='{'pass' if g.passed else 'fail'}'>{'pass' if g.passed else 'fail'}</td>"
-        f"<td>{'<br>'.join(_e(f) for f in g.failures)}</td></tr>"
+        f"<tr class='gate-{'pass' if g.passed else 'fail'}'><td>{_e(g.name)}</td>"
+        f"<td class='{'pass' if g.passed else 'fail'}'>{'pass' if g.passed else 'fail'}</td>"
+        f"<td>{'<br>'.join([*(f'<span class=fail>{_e(f)}</span>' for f in g.failures), *(_e(d) for d in g.details)])}</td></tr>"
         for g in result.gates
     )
     where = (
         f"<p>Package: <code>{_e(result.path)}</code><br>Wheel: <code>{_e(result.wheel)}</code></p>"
-        if result.path else "<p class='muted'>dry run: nothing was written</p>"
+        if result.path else f"<p class='muted'>{'dry run: ' if result.dry_run else ''}nothing was written</p>"
     )
     verdict = (
         f"<span class='pass'>{'would be promoted' if result.dry_run else 'promoted'}</span> to "
         f"<b>{_e(result.stage)}</b> as version <b>{_e(result.version)}</b>"
-        if result.ok else "<span class='fail'>refused</span>"
+        if result.ok else
+        f"<span class='fail'>refused</span> <span class='muted'>(would have been version {_e(result.version)} "
+        f"in {_e(result.stage)})</span>"
     )
     notes = "".join(f"<li>{_e(n)}</li>" for n in result.notes)
     return (
@@ -139,7 +143,7 @@ def promotion_card(result: Any) -> str:
 
 
 if __name__ == "__main__":
-    from .cli import skip_slow_optional_imports
+    from ._startup import skip_slow_optional_imports
 
     skip_slow_optional_imports()
     sys.stdout.write(notebook_html(Path(sys.argv[1])))

@@ -19,6 +19,8 @@ Each finding names the file (and line), the stage or parameter, and the fix:
     pair-out-of-sync        a paired .ipynb and .py hold different code              warning
     undeclared-record       the notebook records a metric/plot/model the stage does
                             not declare (DVC would not track it)                      warning
+    absolute-path-in-report a cell of the stage's report shows the project's absolute
+                            path (the report differs in every checkout)              warning
 """
 
 from __future__ import annotations
@@ -226,6 +228,28 @@ def _check_stage(
         found += _check_params(root, name, notebook, section, cell.parameters, section_values, entries,
                                dvc_lines, params_lines, add)
     found += _check_recorded(name, notebook, section, spec, scan_recording(nb), dvc_lines, stage_line)
+    found += _absolute_paths_in_report(root, name, section)
+    return found
+
+
+def _absolute_paths_in_report(root: Path, name: str, section: str) -> list[Finding]:
+    """Cells of the stage's last report that show the project's absolute path (see portability)."""
+    import json
+
+    from .portability import absolute_paths_in_outputs
+
+    report = project.report_path(section)
+    try:
+        text = (root / report).read_text(encoding="utf-8")
+        nb = json.loads(text)
+    except (OSError, ValueError):
+        return []  # no report yet (or not one we can read): nothing ran to check
+    found, lines, line = [], text.splitlines(), 0
+    for hit in absolute_paths_in_outputs(nb, root):
+        while line < len(lines) and hit.path not in lines[line]:
+            line += 1
+        found.append(Finding("absolute-path-in-report", WARNING, report, line + 1 if line < len(lines) else None,
+                             name, f"{hit.message()}, then `dvc repro` (stage '{name}')"))
     return found
 
 
@@ -420,6 +444,6 @@ def _outputs_committed(root: Path, outs: Iterable[str]) -> list[Finding]:
                 "outputs-committed", ERROR, path, None, None,
                 f"{path} is in git with the outputs of {len(cells)} cell{'s' if len(cells) != 1 else ''}: outputs bloat "
                 f"the history and bury code changes in diffs; strip them from what git stores with "
-                f"`nbstripout --install --attributes .gitattributes && git add {path}` (outputs stay in your copy)",
+                f"`nbops git-filter && git add {path}` (outputs stay in your copy)",
             ))
     return found

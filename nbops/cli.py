@@ -12,6 +12,7 @@ import sys
 from typing import Sequence
 
 from . import __version__
+from ._startup import skip_slow_optional_imports
 
 #: Subcommands listed first by `nbops --help`; any other module in nbops/commands follows.
 FIRST = ("init", "stage", "run", "check", "report", "promote", "models", "serve", "predict", "monitor")
@@ -37,18 +38,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in command_names():
         importlib.import_module(f"nbops.commands.{name}").add_parser(subparsers)
     return parser
-
-
-def skip_slow_optional_imports() -> None:
-    """Keep rfc3987-syntax from loading in this process.
-
-    JupyterLab installs jsonschema's format extra, whose rfc3987-syntax compiles its grammars
-    on every `import jsonschema` (about 1.1 s), a cost nbformat — and so papermill — pays on
-    each stage. nbformat's schema uses no IRI formats, so jsonschema loses nothing we use.
-    Done only in the CLI process, never inside a user's kernel or program.
-    """
-    if "jsonschema" not in sys.modules:
-        sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

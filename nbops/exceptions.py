@@ -95,6 +95,19 @@ class PromotionError(NbopsError):
         self.failures = failures or []
         self.result = result  # the PromotionResult, when the gates ran
 
+    def _render_traceback_(self) -> list[str]:
+        """In a notebook cell (IPython asks for this instead of a traceback): the promotion card,
+        failed gates in red, then the error in one line per failure — no frames of nbops."""
+        if self.result is not None and not getattr(self, "_card_shown", False):
+            self._card_shown = True  # IPython asks twice: to show the error, then to store it
+            try:
+                from IPython.display import display
+
+                display(self.result)  # a PromotionResult renders as the promotion card
+            except ImportError:  # pragma: no cover - IPython asks for this, so it is there
+                pass
+        return [f"\x1b[0;31mPromotionError\x1b[0m: {line}" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
+
 
 class RegistryError(NbopsError):
     """A registry operation was asked for something that does not exist or is not allowed."""

@@ -26,6 +26,7 @@ from typing import Any, Iterator
 from . import params as params_mod
 from . import project, record
 from ._io import atomic_write_text
+from .portability import absolute_paths_in_outputs
 from .exceptions import ExecutionError, KernelDiedError, NotebookError, ProjectError
 
 _PAPERMILL_TIMING_KEYS = ("start_time", "end_time", "duration")
@@ -44,6 +45,8 @@ class RunResult:
     report: Path
     parameters: dict[str, Any]
     records: list[dict[str, Any]] = field(default_factory=list)
+    #: cells whose outputs tie the report to this checkout (the project's absolute path)
+    warnings: list[str] = field(default_factory=list)
 
 
 def run_notebook(
@@ -128,8 +131,10 @@ def run_notebook(
         with contextlib.suppress(OSError):
             os.unlink(journal)
 
-    executed = _read_json(report)
-    return RunResult(stage, nb_abs, report, values, record.read_records(executed or {}))
+    executed = _read_json(report) or {}
+    shown_report = _display_path(report, root_path)
+    warnings = [found.describe(shown_report) for found in absolute_paths_in_outputs(executed, root_path)]
+    return RunResult(stage, nb_abs, report, values, record.read_records(executed), warnings)
 
 
 def resolve_parameters(
@@ -164,6 +169,12 @@ def _execute(
         # A notebook (often a script) that names no language: it is the kernel's, as papermill needs to know.
         spec = kernel.kernel_spec
         metadata["kernelspec"] = {"name": kernel.kernel_name, "display_name": spec.display_name, "language": spec.language}
+        source = None
+    if any("id" not in cell for cell in nb.get("cells", [])):
+        # nbformat < 4.5 has no cell ids, and papermill would invent random ones on every run
+        nb["nbformat"], nb["nbformat_minor"] = 4, max(5, int(nb.get("nbformat_minor") or 0))
+        for index, cell in enumerate(nb.get("cells", [])):
+            cell.setdefault("id", f"cell-{index}")
         source = None
     if notebook.suffix != ".ipynb" or source is None:  # papermill reads .ipynb files: hand it the notebook we read
         source = Path(socket_dir) / f"{notebook.stem}.ipynb"

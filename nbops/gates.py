@@ -1,7 +1,8 @@
 """Promotion gates: what a model must prove before it becomes a package version.
 
 A gate is a function of a `Candidate` returning failure messages (one line each, naming the
-file, stage or metric and the next command). Gates of phase "pipeline" run first, on files
+file, stage or metric and the next command); what it compared, passed or not, it notes with
+`c.detail(gate, text)`, which the promotion card and `--json` show beside the verdict. Gates of phase "pipeline" run first, on files
 alone; gates of phase "package" run once the package is built (parity, champion/challenger,
 and `dvc status`, which runs in a subprocess meanwhile). Every gate runs and every failure is
 reported together. Add your own with `register_gate`.
@@ -50,6 +51,11 @@ class Candidate:
     package_dir: Path | None = None
     champion: dict[str, Any] | None = None  # manifest of the version now in the target stage
     notes: list[str] = field(default_factory=list)
+    details: dict[str, list[str]] = field(default_factory=dict)  # gate -> what it compared
+
+    def detail(self, gate: str, text: str) -> None:
+        """Note what `gate` compared (a metric against its threshold, a hash against the recorded one)."""
+        self.details.setdefault(gate, []).append(text)
 
     @property
     def thresholds(self) -> dict[str, Any]:
@@ -65,6 +71,7 @@ class GateResult:
     name: str
     phase: str
     failures: list[str]
+    details: list[str] = field(default_factory=list)  # what the gate compared, passed or not
 
     @property
     def passed(self) -> bool:
@@ -92,7 +99,11 @@ def gates(phase: str) -> list[tuple[str, GateFunction]]:
 
 
 def run_gates(candidate: Candidate, phase: str) -> list[GateResult]:
-    return [GateResult(name, phase, function(candidate)) for name, function in gates(phase)]
+    results = []
+    for name, function in gates(phase):
+        failures = function(candidate)
+        results.append(GateResult(name, phase, failures, candidate.details.pop(name, [])))
+    return results
 
 
 def parse_condition(metric: str, condition: Any) -> tuple[str, float]:
@@ -122,12 +133,16 @@ def thresholds_gate(c: Candidate) -> list[str]:
         if metric not in c.metrics:
             recorded = ", ".join(sorted(c.metrics)) or "none"
             failures.append(f"threshold {metric} {op} {bound:g}: no stage recorded a metric '{metric}' (recorded: {recorded})")
-        elif not _OPERATORS[op](c.metrics[metric], bound):
-            stage = c.metric_stages[metric]
+            continue
+        stage = c.metric_stages[metric]
+        c.detail("thresholds", f"{metric} {c.metrics[metric]:g} {op} {bound:g} (stage '{stage}')")
+        if not _OPERATORS[op](c.metrics[metric], bound):
             failures.append(
                 f"threshold {metric} {op} {bound:g}: {metric} is {c.metrics[metric]:g} "
                 f"(recorded by stage '{stage}' in metrics/{stage}.json)"
             )
+    if not c.thresholds:
+        c.detail("thresholds", "no thresholds set (params.yaml promote.thresholds)")
     return failures
 
 
@@ -151,6 +166,8 @@ def reports_gate(c: Candidate) -> list[str]:
                     f"fix the notebook and run `dvc repro`"
                 )
                 break
+        else:
+            c.detail("reports", f"{report_path}: ran without an error")
     return failures
 
 
@@ -164,6 +181,8 @@ def freshness_gate(c: Candidate) -> list[str]:
     from ._io import sha256_file
 
     actual = sha256_file(file)
+    c.detail("freshness", f"{model_path}: sha256 {actual[:12]}…, recorded by stage '{c.model_stage.name}' "
+                          f"{str(c.model_record.get('sha256'))[:12]}…")
     if actual != c.model_record.get("sha256"):
         failures.append(
             f"{model_path}: not the file stage '{c.model_stage.name}' recorded in {c.model_stage.report} "
@@ -182,6 +201,8 @@ def freshness_gate(c: Candidate) -> list[str]:
             failures.append(f"{path}: dvc.lock has no hash for it; stage '{stage}' has not run under DVC — run `dvc repro`")
         elif (c.root / path).exists() and md5_file(c.root / path) != entry["md5"]:
             failures.append(f"{path}: differs from the version dvc.lock records for stage '{stage}' — run `dvc repro`")
+        else:
+            c.detail("freshness", f"{path}: as dvc.lock records it (md5 {entry['md5'][:12]}…, stage '{stage}')")
     return failures
 
 
@@ -194,6 +215,10 @@ def _producer(c: Candidate, path: str) -> str | None:
 
 @register_gate("clean-tree")
 def clean_tree_gate(c: Candidate) -> list[str]:
+    commit = (c.git.commit or "no commit")[:12] if c.git else "not a git repository"
+    state = "with uncommitted changes" if c.git is None or c.git.dirty else "clean"
+    required = "" if c.target == "production" else " (a clean tree is required for production only)"
+    c.detail("clean-tree", f"git {commit}, {state}{required}")
     if c.target != "production":
         if c.git is None or c.git.dirty:
             c.notes.append("staging from a tree with uncommitted pipeline changes: lineage marked dirty")
@@ -211,12 +236,17 @@ def parity_gate(c: Candidate) -> list[str]:
     if c.package_dir is None:
         return ["parity: no package was built"]
     if c.parity_process is None:
-        return check_parity(c.package_dir)
-    out, err = c.parity_process.communicate()
-    if c.parity_process.returncode != 0:
-        lines = err.strip().splitlines() or ["no output"]
-        return [f"parity: the check could not run: {lines[-1]}"]
-    return json.loads(out)
+        failures = check_parity(c.package_dir)
+    else:
+        out, err = c.parity_process.communicate()
+        if c.parity_process.returncode != 0:
+            lines = err.strip().splitlines() or ["no output"]
+            return [f"parity: the check could not run: {lines[-1]}"]
+        failures = json.loads(out)
+    rows = len((c.model_manifest or {}).get("sample_predictions") or [])
+    c.detail("parity", f"the packaged model replayed the notebook's {rows} sample rows"
+                       + (": predictions and probabilities identical" if not failures else ""))
+    return failures
 
 
 def start_parity(package_dir: Path) -> subprocess.Popen[str]:
@@ -264,6 +294,7 @@ def _plain(values: Any) -> Any:
 @register_gate("champion", phase="package")
 def champion_gate(c: Candidate) -> list[str]:
     if c.champion is None:
+        c.detail("champion", f"no version in {c.target} yet: nothing to compare with")
         return []
     champion_metrics, basis = _champion_metrics(c)
     failures = []
@@ -277,6 +308,8 @@ def champion_gate(c: Candidate) -> list[str]:
             continue
         higher_is_better = op in (">=", ">")
         worse_by = (champion_value - c.metrics[metric]) if higher_is_better else (c.metrics[metric] - champion_value)
+        c.detail("champion", f"{metric} {c.metrics[metric]:g} vs {c.target}'s {champion_value:g} "
+                             f"(version {c.champion.get('version')}), tolerance {c.tolerance:g}")
         if worse_by > c.tolerance:
             failures.append(
                 f"champion/challenger: {metric} {c.metrics[metric]:g} is worse than {c.target}'s "
@@ -331,6 +364,9 @@ def up_to_date_gate(c: Candidate) -> list[str]:
     for stage, changes in stale.items():
         shown = "; ".join(changes[:3]) + (" …" if len(changes) > 3 else "")
         failures.append(f"stage '{stage}' is not up to date ({shown}) — run `dvc repro`")
+    fresh = [stage for stage in c.involved if stage not in stale]
+    if fresh:
+        c.detail("up-to-date", f"dvc status: {', '.join(fresh)} up to date")
     return failures
 
 

@@ -18,8 +18,9 @@ REPORTS_DIR = "reports"
 METRICS_DIR = "metrics"
 PLOTS_DIR = "plots"
 MODELS_DIR = "models"
-#: Where `nbops run` collects a stage's recorded files before moving them into place.
-STAGING_DIR = ".nbops/staging"
+#: Where exploring (JupyterLab, nbval, a plain script) records: git and DVC ignore `.nbops/`,
+#: and only `nbops run` writes a stage's real outputs.
+SCRATCH_DIR = ".nbops/scratch"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -63,3 +64,8 @@ def model_manifest_path(name: str) -> str:
 def model_profile_path(name: str) -> str:
     """The reference profile `save_model(..., reference=X_train)` records (nbops monitor reads it)."""
     return f"{MODELS_DIR}/{name}.profile.json"
+
+
+def scratch_path(stage: str, relative: str = "") -> str:
+    """Where an exploratory run of `stage` keeps `relative` (the path the pipeline would write)."""
+    return f"{SCRATCH_DIR}/{stage}/{relative}".rstrip("/")

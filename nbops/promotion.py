@@ -62,7 +62,7 @@ class PromotionResult:
             "name": self.name, "stage": self.stage, "version": self.version, "dry_run": self.dry_run,
             "ok": self.ok, "path": self.path, "wheel": self.wheel, "registry": self.registry,
             "metrics": self.metrics, "notes": self.notes, "tags": self.tags,
-            "gates": [{"name": g.name, "passed": g.passed, "failures": g.failures} for g in self.gates],
+            "gates": [{"name": g.name, "passed": g.passed, "failures": g.failures, "details": g.details} for g in self.gates],
         }
 
     def __str__(self) -> str:
@@ -218,10 +218,14 @@ def gather(root: Path, name: str, target: str, config: dict[str, Any], force: st
     if not found:
         hand_saved = (root / project.model_path(name)).exists()
         recorded = sorted({r["name"] for rep in reports.values() if rep for r in read_records(rep) if r.get("kind") == "model"})
+        explored = sorted(root.glob(f"{project.SCRATCH_DIR}/*/{project.model_manifest_path(name)}"))
         hint = (
             f"{project.model_path(name)} exists but no pipeline stage's report recorded it: it was saved outside "
             "the pipeline (interactively?); save it from a stage notebook and run `dvc repro`"
             if hand_saved
+            else f"'{name}' was only saved by exploring ({explored[0].parent.relative_to(root).as_posix()}/): a promotion "
+            "takes the model a pipeline run recorded; save it from a stage notebook and run `dvc repro`"
+            if explored
             else f"models recorded by the pipeline's reports: {', '.join(recorded) or 'none'}; run `dvc repro` first"
         )
         raise PromotionError(f"no stage report recorded a model '{name}': {hint}", [hint])

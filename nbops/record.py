@@ -10,6 +10,12 @@ with hashes, without re-running it (`read_records`).
 
 Files written:  metrics/<stage>.json, plots/<stage>/<name>.json, models/<name>.skops + .json
                 (+ models/<name>.profile.json with `reference=`)
+
+Only a pipeline run (`nbops run`, which names the stage in NBOPS_STAGE) writes those files.
+Exploring — a notebook run in JupyterLab, under nbval or from a plain script — records the same
+files under .nbops/scratch/<stage>/ (ignored by git and DVC), says so once per stage, and so never
+changes what the pipeline produced. When exploring, `load_model` and `input_path` take the newer
+of the pipeline's file and one an exploratory run wrote; in a pipeline run, always the pipeline's.
 """
 
 from __future__ import annotations
@@ -39,6 +45,8 @@ PLOT_TEMPLATES = (
 )
 
 _metrics: dict[str, dict[str, Any]] = {}  # stage -> metrics logged in this kernel session
+_announced: set[str] = set()  # stages whose scratch folder this session has named
+_read_from_scratch: set[str] = set()  # scratch files this session has said it reads
 
 
 # --- where we are ----------------------------------------------------------------------------
@@ -55,6 +63,11 @@ def current_stage() -> str:
     if session and Path(str(session)).suffix in (".ipynb", ".py"):
         return Path(str(session)).stem
     return "notebook"
+
+
+def in_pipeline() -> bool:
+    """True under `nbops run`, which names the stage; False when exploring."""
+    return bool(os.environ.get(ENV_STAGE))
 
 
 def project_root() -> Path:
@@ -77,7 +90,29 @@ def _get_ipython() -> Any:
     return get_ipython()
 
 
-def _write(relative: str, data: bytes) -> Path:
+def _destination(stage: str, relative: str) -> str:
+    """Where a file the pipeline keeps at `relative` goes in this run (see the module's docstring)."""
+    if in_pipeline():
+        return relative
+    _announce_scratch(stage)
+    return project.scratch_path(stage, relative)
+
+
+def _announce_scratch(stage: str) -> None:
+    if stage in _announced:
+        return
+    _announced.add(stage)
+    ignore = project_root() / project.SCRATCH_DIR.split("/")[0] / ".gitignore"
+    if not ignore.exists():  # git ignores the folder in any project, whatever its own .gitignore says
+        atomic_write_bytes(ignore, b"# nbops' run journals and what exploring records: never committed\n*\n")
+    text = (
+        f"nbops: exploring (not `nbops run`): stage '{stage}' records into {project.scratch_path(stage)}/, "
+        "which git and DVC ignore; only `dvc repro` writes the stage's outputs"
+    )
+    _note_text(text)
+
+
+def _write(relative: str, data: bytes) -> None:
     """Write a recorded file atomically, noting it in the run's journal first (see execute.py)."""
     target = project_root() / relative
     journal = os.environ.get(ENV_JOURNAL)
@@ -85,7 +120,12 @@ def _write(relative: str, data: bytes) -> Path:
         with open(journal, "a", encoding="utf-8") as handle:
             handle.write(relative + "\n")
     atomic_write_bytes(target, data)
-    return target
+
+
+def _scratch_note(record: dict[str, Any]) -> dict[str, Any]:
+    if not in_pipeline():
+        record["scratch"] = True
+    return record
 
 
 def _note(record: dict[str, Any], text: str) -> None:
@@ -119,12 +159,12 @@ def log_metric(name: str | Mapping[str, Any], value: Any = None) -> None:
     stage = current_stage()
     metrics = _metrics.setdefault(stage, {})
     metrics.update(checked)
-    relative = project.metrics_path(stage)
+    relative = _destination(stage, project.metrics_path(stage))
     data = dump_json(metrics).encode("utf-8")
     _write(relative, data)
     for key, val in checked.items():
         _note(
-            {"kind": "metric", "stage": stage, "name": key, "value": val, "path": relative},
+            _scratch_note({"kind": "metric", "stage": stage, "name": key, "value": val, "path": relative}),
             f"metric {key} = {val!r} → {relative}",
         )
 
@@ -164,9 +204,12 @@ def log_plot(
     y: str | None = None,
     template: str = "linear",
     title: str | None = None,
-) -> Path:
+) -> None:
     """Record plot data (a DataFrame, a list of row dicts or a dict of columns) as
-    plots/<stage>/<name>.json, a file `dvc plots show` renders with `template`."""
+    plots/<stage>/<name>.json, a file `dvc plots show` renders with `template`.
+
+    Returns nothing, so a call ending a cell adds no output to the report: the note shown
+    for the record already says where the file went."""
     if not project.is_valid_name(name):
         raise RecordError(f"log_plot: plot name {name!r} must be a plain file name (letters, digits, . _ -)")
     if template not in PLOT_TEMPLATES:
@@ -181,15 +224,14 @@ def log_plot(
         if column not in rows[0]:
             raise RecordError(f"log_plot: {axis}={column!r} is not a column of plot '{name}' (columns: {', '.join(columns)})")
     stage = current_stage()
-    relative = project.plot_path(stage, name)
+    relative = _destination(stage, project.plot_path(stage, name))
     payload = json.dumps(rows, indent=1, allow_nan=False).encode("utf-8") + b"\n"
     _write(relative, payload)
     record = {
         "kind": "plot", "stage": stage, "name": name, "path": relative, "x": x, "y": y,
         "template": template, "title": title or name, "sha256": sha256_bytes(payload),
     }
-    _note(record, f"plot {name} ({template}, {len(rows)} rows) → {relative}")
-    return project_root() / relative
+    _note(_scratch_note(record), f"plot {name} ({template}, {len(rows)} rows) → {relative}")
 
 
 def _rows(name: str, data: Any) -> list[dict[str, Any]]:
@@ -216,30 +258,30 @@ def _rows(name: str, data: Any) -> list[dict[str, Any]]:
     return rows
 
 
-def log_pr_curve(y_true: Any, y_score: Any, name: str = "pr_curve", max_points: int = 500) -> Path:
+def log_pr_curve(y_true: Any, y_score: Any, name: str = "pr_curve", max_points: int = 500) -> None:
     """Precision-recall curve of the positive class, as a DVC `simple` plot (x=recall)."""
     from sklearn.metrics import precision_recall_curve
 
     precision, recall, _ = precision_recall_curve(y_true, y_score)
     keep = _evenly_spaced(len(precision), max_points)
     rows = [{"recall": round(float(recall[i]), 6), "precision": round(float(precision[i]), 6)} for i in keep]
-    return log_plot(name, rows, x="recall", y="precision", template="simple", title="Precision-recall curve")
+    log_plot(name, rows, x="recall", y="precision", template="simple", title="Precision-recall curve")
 
 
-def log_roc_curve(y_true: Any, y_score: Any, name: str = "roc_curve", max_points: int = 500) -> Path:
+def log_roc_curve(y_true: Any, y_score: Any, name: str = "roc_curve", max_points: int = 500) -> None:
     """ROC curve of the positive class, as a DVC `simple` plot (x=fpr, y=tpr)."""
     from sklearn.metrics import roc_curve
 
     fpr, tpr, _ = roc_curve(y_true, y_score)
     keep = _evenly_spaced(len(fpr), max_points)
     rows = [{"fpr": round(float(fpr[i]), 6), "tpr": round(float(tpr[i]), 6)} for i in keep]
-    return log_plot(name, rows, x="fpr", y="tpr", template="simple", title="ROC curve")
+    log_plot(name, rows, x="fpr", y="tpr", template="simple", title="ROC curve")
 
 
-def log_confusion_matrix(y_true: Any, y_pred: Any, name: str = "confusion_matrix") -> Path:
+def log_confusion_matrix(y_true: Any, y_pred: Any, name: str = "confusion_matrix") -> None:
     """One row per sample ({actual, predicted}), as DVC's `confusion` template expects."""
     rows = [{"actual": str(_scalar(a)), "predicted": str(_scalar(p))} for a, p in zip(y_true, y_pred)]
-    return log_plot(name, rows, x="actual", y="predicted", template="confusion", title="Confusion matrix")
+    log_plot(name, rows, x="actual", y="predicted", template="confusion", title="Confusion matrix")
 
 
 def _scalar(value: Any) -> Any:
@@ -419,9 +461,9 @@ def save_model(
     profile_bytes = _reference_profile(model, name, reference, signature) if reference is not None else None
 
     stage = current_stage()
-    model_rel = project.model_path(name)
-    manifest_rel = project.model_manifest_path(name)
-    profile_rel = project.model_profile_path(name)
+    model_rel = _destination(stage, project.model_path(name))
+    manifest_rel = _destination(stage, project.model_manifest_path(name))
+    profile_rel = _destination(stage, project.model_profile_path(name))
     manifest = {
         "name": name,
         "stage": stage,
@@ -460,7 +502,7 @@ def save_model(
     if profile_bytes is not None:
         _write(profile_rel, profile_bytes)
         record.update({"profile": profile_rel, "profile_sha256": sha256_bytes(profile_bytes)})
-    _note(record, f"model {name} ({manifest['estimator']}, sha256 {manifest['sha256'][:12]}) → {model_rel}")
+    _note(_scratch_note(record), f"model {name} ({manifest['estimator']}, sha256 {manifest['sha256'][:12]}) → {model_rel}")
     return manifest
 
 
@@ -544,20 +586,25 @@ def _reference_profile(model: Any, name: str, reference: Any, signature: dict[st
 
 
 def load_model(name: str) -> Any:
-    """Load a model saved with `save_model`, verifying its sha256 against its manifest."""
+    """Load a model saved with `save_model`, verifying its sha256 against its manifest.
+
+    In a pipeline run: the pipeline's models/<name>.skops, always. When exploring: the newer of
+    that and one an exploratory run saved (.nbops/scratch/<stage>/models/), so a notebook explored
+    after another explored one uses its model, and one explored after `dvc repro` the pipeline's;
+    the notebook says when the scratch one is taken."""
     from . import modelio
 
     if not isinstance(name, str) or not project.is_valid_name(name):
         raise RecordError(f"load_model: model name {name!r} must be a plain name (letters, digits, . _ -)")
-    root = project_root()
-    manifest_file = root / project.model_manifest_path(name)
-    try:
-        manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
+    relative = _newest(project.model_manifest_path(name))
+    if relative is None:
         raise RecordError(
             f"load_model: no model '{name}' ({project.model_manifest_path(name)} is missing); "
             "save it with nbops.save_model or run the stage that does (`dvc repro`)"
-        ) from None
+        )
+    root = project_root()
+    manifest_file = root / relative
+    manifest = json.loads(manifest_file.read_text(encoding="utf-8"))
     # The project's extra trusted names (params.yaml promote.trusted_types), as a package trusts its manifest's.
     trusted = modelio.project_trusted_types(root)
     return modelio.load_file(manifest_file.parent / manifest["model_file"], manifest["sha256"], trusted)
@@ -608,6 +655,96 @@ def compare_champion(
             f"champion {name} {version} ({stage}) on the same data: {shown}",
         )
     return found
+
+
+# --- data files a stage writes and reads --------------------------------------------------------
+
+
+def output_path(path: str | os.PathLike[str]) -> Path:
+    """Where this run writes `path`, a data output of its stage (a DVC out, e.g. "data/raw.csv").
+
+    Under `nbops run`: `path` itself. When exploring: the same path under
+    .nbops/scratch/<stage>/, so an interactive run never overwrites the pipeline's data. The
+    parent folder is created. The result is relative to the project root (the working directory
+    of a stage and of an nbops kernel)."""
+    relative = _project_relative(path, "output_path")
+    destination = _destination(current_stage(), relative)
+    (project_root() / destination).parent.mkdir(parents=True, exist_ok=True)
+    return _shown(destination)
+
+
+def input_path(path: str | os.PathLike[str]) -> Path:
+    """Where this run reads `path`, a data input of its stage (a DVC dep, e.g. "data/raw.csv").
+
+    Under `nbops run`: `path` itself, as DVC tracks it. When exploring: the newer of `path` and a
+    copy an exploratory run of another stage wrote with `output_path` (the notebook says which)."""
+    relative = _project_relative(path, "input_path")
+    return _shown(_newest(relative) or relative)
+
+
+def _project_relative(path: str | os.PathLike[str], caller: str) -> str:
+    given = Path(path)
+    root = project_root()
+    if given.is_absolute():
+        try:
+            given = given.resolve().relative_to(root.resolve())
+        except ValueError:
+            raise RecordError(f"{caller}: {path} is outside the project {root}; give a path inside the project, such as data/raw.csv") from None
+    if ".." in given.parts or not given.parts:
+        raise RecordError(f"{caller}: {str(path)!r} must be a path inside the project, such as data/raw.csv")
+    return given.as_posix()
+
+
+def _shown(relative: str) -> Path:
+    """`relative` as a path usable from here: relative when the working directory is the root."""
+    root = project_root()
+    return Path(relative) if Path.cwd().resolve() == root.resolve() else root / relative
+
+
+def _newest(relative: str) -> str | None:
+    """`relative`, or its copy in a scratch folder when exploring and that copy is newer."""
+    root = project_root()
+    found = []
+    for candidate in [relative] + ([] if in_pipeline() else _scratch_copies(root, relative)):
+        modified = _modified(root / candidate)
+        if modified is not None:
+            found.append((modified, candidate != relative, candidate))
+    if not found:
+        return None
+    _, from_scratch, chosen = max(found)
+    if from_scratch and chosen not in _read_from_scratch:
+        _read_from_scratch.add(chosen)
+        older = "newer than the pipeline's" if _modified(root / relative) is not None else "the pipeline has none yet"
+        _note_text(f"nbops: exploring: {relative} is read from {chosen} ({older}); `dvc repro` makes the pipeline's")
+    return chosen
+
+
+def _scratch_copies(root: Path, relative: str) -> list[str]:
+    scratch = root / project.SCRATCH_DIR
+    if not scratch.is_dir():
+        return []
+    return sorted(f"{project.SCRATCH_DIR}/{stage.name}/{relative}" for stage in scratch.iterdir() if stage.is_dir())
+
+
+def _modified(path: Path) -> int | None:
+    """When `path` last changed: a file's mtime, a folder's newest file's."""
+    try:
+        if not path.is_dir():
+            return path.stat().st_mtime_ns
+        times = [p.stat().st_mtime_ns for p in path.rglob("*") if p.is_file()]
+        return max(times) if times else None
+    except OSError:
+        return None
+
+
+def _note_text(text: str) -> None:
+    ipython = _get_ipython()
+    if ipython is not None and hasattr(ipython, "display_pub"):
+        from IPython.display import display
+
+        display({"text/plain": text}, raw=True)
+    else:
+        print(text, file=sys.stderr)
 
 
 def _versions() -> dict[str, str]:

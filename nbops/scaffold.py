@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -55,11 +54,6 @@ promote:
   thresholds:
     roc_auc: ">= 0.8"
 """
-#: Notebook fields the nbstripout filter also drops from what git stores: they change when a
-#: notebook is merely opened, run or saved elsewhere (language version, jupytext's filters, UI state).
-STRIP_EXTRA_KEYS = (
-    "metadata.language_info metadata.jupytext cell.metadata.jupyter cell.metadata.jp-MarkdownHeadingCollapsed"
-)
 
 
 @dataclass
@@ -165,41 +159,33 @@ def _write_starter_notebook(root: Path) -> None:
     """notebooks/train.ipynb from the template, then its paired script written by jupytext
     itself, exactly as JupyterLab's jupytext will save it."""
     import jupytext
+    import nbformat
 
+    from .nbstripout import smudge
     from .stages import sync_pair
 
     notebook = jupytext.reads(_template(f"{STARTER}.py"), fmt="py:percent")
     data = json.loads(json.dumps(notebook))
     data.get("metadata", {}).pop("jupytext", None)
-    data["metadata"]["language_info"] = {"name": "python"}
     for index, cell in enumerate(data["cells"]):
-        cell["id"] = f"cell-{index}"
+        cell["id"] = str(index)  # as the filter renumbers them: what git stores is what is written
         if cell["cell_type"] == "code":
             cell["execution_count"] = None
             cell["outputs"] = []
     ipynb = root / f"{STARTER}.ipynb"
     ipynb.parent.mkdir(parents=True, exist_ok=True)
     (root / f"{STARTER}.py").unlink(missing_ok=True)
-    write_text(ipynb, json.dumps(data, indent=1, ensure_ascii=False) + "\n")
+    # the working-copy form a checkout through the filter writes (this kernel's language_info)
+    write_text(ipynb, smudge(nbformat.writes(nbformat.from_dict(data)).encode("utf-8") + b"\n").decode("utf-8"))
     sync_pair(ipynb)
 
 
 def _install_output_filter(root: Path, notes: list[str]) -> None:
-    """The nbstripout git filter: git stores notebooks without outputs, the working copy keeps them."""
+    """The nbstripout git filter (nbops.nbstripout, as `nbops git-filter` sets it up): git stores
+    notebooks without outputs, the working copy keeps them."""
+    from .nbstripout import install
+
     try:
-        import nbstripout  # noqa: F401
-    except ImportError:
-        notes.append(
-            "nbstripout is not installed, so git would store notebook outputs: "
-            "`pip install nbstripout && nbstripout --install --attributes .gitattributes`"
-        )
-        return
-    installed = _run([sys.executable, "-m", "nbstripout", "--install", "--attributes", ".gitattributes"], root)
-    if installed.returncode != 0:
-        notes.append(f"`nbstripout --install` failed: {installed.stderr.strip() or installed.stdout.strip()}")
-        return
-    # the same filter through nbops.nbstripout, which starts in 0.5 s instead of 2.5 s
-    command = f'"{Path(sys.executable).as_posix()}" -m nbops.nbstripout'
-    _run(["git", "config", "filter.nbstripout.clean", command], root)
-    _run(["git", "config", "diff.ipynb.textconv", f"{command} -t"], root)
-    _run(["git", "config", "filter.nbstripout.extrakeys", STRIP_EXTRA_KEYS], root)
+        install(root)
+    except ProjectError as exc:
+        notes.append(f"git would store notebook outputs: {exc} (`nbops git-filter`)")

@@ -1,6 +1,6 @@
 """Helpers for testing nbops projects with real git, DVC and kernels (ours and our users').
 
-    from nbops.testing import command_env, copy_project, init_repo, run
+    from nbops.testing import command_env, copy_project, init_repo, run, execute_as_jupyterlab, fresh_venv
 
 They build throwaway projects in a temporary folder: a real git repository with DVC
 initialised, an environment in which `nbops` and `dvc` resolve to this interpreter's, a git
@@ -234,3 +234,32 @@ def register_model(
     if stage:
         reg.assign(name, version, stage)
     return Path(path)
+def fresh_venv(folder: str | os.PathLike[str], env: Mapping[str, str], *pip_args: str, timeout: float = 900) -> Path:
+    """A new virtual environment in `folder` with `pip install *pip_args` done in it (pip's cache
+    is used as usual); returns its python. The one way tests build an environment from scratch."""
+    folder = Path(folder)
+    run([sys.executable, "-m", "venv", str(folder)], folder.parent, env)
+    python = folder / "bin" / "python"
+    if pip_args:
+        run([str(python), "-m", "pip", "install", "-q", "--disable-pip-version-check", *pip_args], folder.parent, env, timeout=timeout)
+    return python
+
+
+def execute_as_jupyterlab(
+    notebook: str | os.PathLike[str], env: Mapping[str, str], *, timeout: float = 600, allow_errors: bool = False,
+) -> dict[str, Any]:
+    """Run every cell of `notebook` in a real kernel the way JupyterLab does — the kernel started in
+    the notebook's folder and told its notebook (JPY_SESSION_NAME) — without `nbops run` and
+    without writing the notebook. Returns the executed notebook (outputs included)."""
+    import nbformat
+    from nbclient import NotebookClient
+
+    path = Path(notebook).resolve()
+    nb = nbformat.read(str(path), as_version=4)
+    kernel = ((nb.metadata.get("kernelspec") or {}).get("name")) or "python3"
+    client = NotebookClient(
+        nb, kernel_name=kernel, timeout=timeout, allow_errors=allow_errors,
+        resources={"metadata": {"path": str(path.parent)}},
+    )
+    client.execute(env={**env, "JPY_SESSION_NAME": str(path)})
+    return nb

@@ -26,7 +26,7 @@ import nbops
 TARGET = "Machine failure"
 
 # %%
-test = pd.read_csv("data/features/test.csv")
+test = pd.read_csv(nbops.input_path("data/features/test.csv"))
 X_test, y_test = test.drop(columns=[TARGET]), test[TARGET]
 model = nbops.load_model("failure-predictor")
 scores = model.predict_proba(X_test)[:, 1]

@@ -9,7 +9,9 @@
 # %% [markdown]
 # # Featurize: clean readings, derive physical features, split
 #
-# Reads `data/raw.csv`, writes `data/features/train.csv` and `data/features/test.csv`.
+# Reads `data/raw.csv`, writes `data/features/train.csv` and `data/features/test.csv`. `nbops.input_path` and
+# `nbops.output_path` name them: an interactive run writes its copies under `.nbops/scratch/` instead,
+# and reads the newer of its own and the pipeline's, so exploring never changes what `dvc repro` produced.
 # The failure-mode columns (TWF, HDF, …) are dropped: they are the label in disguise.
 
 # %% tags=["parameters"]
@@ -17,8 +19,6 @@ test_size = 0.2
 seed = 42
 
 # %%
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import train_test_split
@@ -26,14 +26,14 @@ from sklearn.model_selection import train_test_split
 import nbops
 
 TARGET = "Machine failure"
-OUTPUT = Path("data/features")
+OUTPUT = nbops.output_path("data/features")  # under .nbops/scratch/featurize/ when exploring
 SENSORS = [
     "Type", "Air temperature [K]", "Process temperature [K]",
     "Rotational speed [rpm]", "Torque [Nm]", "Tool wear [min]",
 ]
 
 # %%
-raw = pd.read_csv("data/raw.csv")
+raw = pd.read_csv(nbops.input_path("data/raw.csv"))
 clean = raw.dropna(subset=SENSORS + [TARGET]).drop_duplicates(subset="UDI")
 clean = clean[(clean["Torque [Nm]"] > 0) & (clean["Rotational speed [rpm]"] > 0) & clean["Type"].isin(["L", "M", "H"])]
 print(f"kept {len(clean)} of {len(raw)} rows")

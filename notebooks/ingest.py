@@ -21,14 +21,12 @@ n_rows = 10000
 source = ""  # a CSV in the AI4I 2020 layout; empty: generate synthetic readings
 
 # %%
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 
 import nbops
 
-OUTPUT = Path("data/raw.csv")
+OUTPUT = nbops.output_path("data/raw.csv")  # under .nbops/scratch/ingest/ when exploring
 AI4I_COLUMNS = [
     "UDI", "Product ID", "Type", "Air temperature [K]", "Process temperature [K]",
     "Rotational speed [rpm]", "Torque [Nm]", "Tool wear [min]", "Machine failure",

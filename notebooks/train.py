@@ -35,7 +35,7 @@ import nbops
 TARGET = "Machine failure"
 
 # %%
-train = pd.read_csv("data/features/train.csv")
+train = pd.read_csv(nbops.input_path("data/features/train.csv"))
 X_train, y_train = train.drop(columns=[TARGET]), train[TARGET]
 
 model = make_pipeline(

@@ -53,6 +53,8 @@ def handle(args: argparse.Namespace) -> int:
         quiet=args.quiet,
         kernel_name=args.kernel,
     )
+    for warning in result.warnings:
+        print(f"nbops: warning: {warning}", file=sys.stderr)
     if not args.quiet:
         recorded = ", ".join(f"{r['kind']} {r['name']}" for r in result.records) or "nothing recorded"
         print(f"nbops: {result.stage}: report {result.report} ({recorded})", file=sys.stderr)

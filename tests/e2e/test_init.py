@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nbops.testing import command_env, run, write_notebook
+from nbops.testing import command_env, execute_as_jupyterlab, run, set_params, write_notebook
 
 pytestmark = pytest.mark.slow
 
@@ -147,3 +147,23 @@ def test_a_new_notebook_becomes_a_stage_without_writing_dvc_yaml(demo):
     assert run(["nbops", "check"], project, env).returncode == 0
     assert "up to date" in run(["dvc", "status"], project, env).stdout
     assert Path(project / "notebooks/inspect.py").exists()
+
+
+def test_exploring_and_nbval_leave_the_generated_pipeline_alone(demo):
+    """The issue's sequence in a new project: a non-default `train.C`, `dvc repro`, every stage
+    notebook run as JupyterLab runs it, then `pytest` (nbval included): the pipeline's outputs
+    are untouched, `dvc status` is clean and the generated workflow's `promote --dry-run` passes."""
+    project, env, _ = demo
+    set_params(project, {"train": {"C": 0.05}})
+    run(["dvc", "repro"], project, env)
+    outputs = {path: path.read_bytes() for path in (*project.glob("metrics/*.json"), *project.glob("models/*"))}
+    for notebook in sorted(project.glob("notebooks/*.ipynb")):
+        execute_as_jupyterlab(notebook, env)  # the notebook's defaults: C = 1.0
+    assert (project / ".nbops/scratch/train/models/classifier.skops").exists()
+    result = run(["python", "-m", "pytest"], project, env)
+    assert " passed" in result.stdout and "failed" not in result.stdout, result.stdout
+    assert {path: path.read_bytes() for path in outputs} == outputs
+    assert "up to date" in run(["dvc", "status"], project, env).stdout
+    # nbval ran train with params.yaml's C, so it computed exactly what the pipeline did
+    assert (project / ".nbops/scratch/train/metrics/train.json").read_bytes() == (project / "metrics/train.json").read_bytes()
+    run(["nbops", "promote", "classifier", "--dry-run"], project, env)

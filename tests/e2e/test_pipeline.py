@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from nbops.testing import copy_project, init_repo, run, set_params
+from nbops.testing import copy_project, execute_as_jupyterlab, init_repo, run, set_params, write_notebook
 
 from ..conftest import REPO, real_data_csv
 
@@ -17,6 +17,7 @@ pytestmark = pytest.mark.slow
 
 SMALL = {"ingest": {"n_rows": 3000}, "train": {"max_iter": 50}}
 METRICS = {"roc_auc", "average_precision", "f1", "recall"}
+STAGES = ("ingest", "featurize", "train", "evaluate")
 
 
 @pytest.fixture(scope="module")
@@ -71,17 +72,66 @@ def test_forced_rerun_reproduces_identical_outputs(pipeline):
     assert run(["git", "status", "--porcelain", "dvc.lock"], project, env).stdout == ""
 
 
-def test_notebooks_pass_nbval_in_order_and_leave_outputs_unchanged(pipeline):
-    """nbval runs each notebook as JupyterLab would (kernel in notebooks/); nbops moves it to the
-    project root, and the defaults equal params.yaml, so outputs stay exactly what DVC recorded."""
+@pytest.mark.timeout(1800)  # four notebooks at their (full-size) defaults, then four under nbval
+def test_exploring_and_nbval_leave_the_pipeline_alone(pipeline):
+    """Non-default params, `dvc repro`; then every stage notebook run as JupyterLab runs it (its
+    defaults, no `nbops run`) and `pytest --nbval-lax`: the pipeline's outputs stay what DVC
+    recorded, `dvc status` is clean and the promotion gates pass. Exploring recorded into the
+    scratch folder, and nbval ran the notebooks with params.yaml's values, not their defaults."""
     project, env, _ = pipeline
-    set_params(project, {"ingest": {"n_rows": 10000}, "train": {"max_iter": 200}})  # back to the defaults
+    set_params(project, {"evaluate": {"threshold": 0.4},  # ingest and train are off their defaults too (SMALL)
+                         "promote": {"thresholds": {"roc_auc": ">= 0.8", "recall": ">= 0.3"}}})
     run(["dvc", "repro"], project, env)
-    notebooks = [f"notebooks/{s}.ipynb" for s in ("ingest", "featurize", "train", "evaluate")]
+    outputs = ["data/raw.csv", "data/features/train.csv", "data/features/test.csv", "models/failure-predictor.skops",
+               "models/failure-predictor.json", "metrics/evaluate.json", "plots/evaluate/pr_curve.json",
+               *(f"reports/{stage}.ipynb" for stage in STAGES)]
+    before = {path: (project / path).read_bytes() for path in outputs}
+
+    executed = {stage: execute_as_jupyterlab(project / f"notebooks/{stage}.ipynb", env) for stage in STAGES}
+    shown = "\n".join(
+        str(output.get("text") or output.get("data", {}).get("text/plain", ""))
+        for cell in executed["evaluate"].cells for output in cell.get("outputs", [])
+    )
+    # evaluate, explored after train was, evaluated the model train's exploration saved
+    assert "failure-predictor.json is read from .nbops/scratch/train/models/failure-predictor.json" in shown
+    scratch = project / ".nbops/scratch"
+    assert len((scratch / "ingest/data/raw.csv").read_text().splitlines()) == 10001  # the notebook's default n_rows
+    assert {path: (project / path).read_bytes() for path in outputs} == before
+    assert "up to date" in run(["dvc", "status"], project, env).stdout
+
+    notebooks = [f"notebooks/{stage}.ipynb" for stage in STAGES]
     result = run(["python", "-m", "pytest", "-q", "-p", "no:cacheprovider", "--nbval-lax", *notebooks], project, env)
     assert " passed" in result.stdout
+    # under nbval the notebooks ran with params.yaml's values: exactly the pipeline's metrics
+    assert (scratch / "evaluate/metrics/evaluate.json").read_bytes() == before["metrics/evaluate.json"]
+    assert len((scratch / "ingest/data/raw.csv").read_text().splitlines()) == SMALL["ingest"]["n_rows"] + 1
+    assert {path: (project / path).read_bytes() for path in outputs} == before
     assert "up to date" in run(["dvc", "status"], project, env).stdout
     assert not (project / "metrics/notebook.json").exists()
+    run(["nbops", "promote", "failure-predictor", "--dry-run"], project, env)
+
+
+def test_a_promotion_from_a_cell_packages_the_pipelines_model_not_the_explored_one(pipeline, tmp_path):
+    project, env, _ = pipeline
+    cells = [
+        "import json, nbops, pandas as pd\n"
+        "from sklearn.dummy import DummyClassifier\n"
+        "X = pd.read_csv(nbops.input_path('data/features/test.csv')).drop(columns=['Machine failure'])\n"
+        "explored = nbops.save_model(DummyClassifier().fit(X, [0] * len(X)), 'failure-predictor', sample_input=X.head(5))",
+        "result = nbops.promote('failure-predictor', to='staging')\n"
+        "print(json.dumps({'path': result.path, 'explored': explored['sha256']}))",
+        "nbops.save_model(DummyClassifier().fit(X, [0] * len(X)), 'only-explored', sample_input=X.head(5))\n"
+        "try:\n    nbops.promote('only-explored', dry_run=True)\nexcept nbops.NbopsError as error:\n    print(error)",
+    ]
+    notebook = write_notebook(project / "explore.ipynb", [], body=cells)
+    env = {**env, "NBOPS_REGISTRY": str(tmp_path / "registry")}
+    executed = execute_as_jupyterlab(notebook, env)
+    printed = json.loads(executed.cells[-2].outputs[-1]["text"])
+    assert "'only-explored' was only saved by exploring (.nbops/scratch/explore/models/)" in executed.cells[-1].outputs[-1]["text"]
+    packaged = json.loads((Path(printed["path"]) / "manifest.json").read_text())
+    pipeline_model = json.loads((project / "models/failure-predictor.json").read_text())
+    assert packaged["sha256"] == pipeline_model["sha256"] != printed["explored"]
+    notebook.unlink()
 
 
 def test_exp_run_with_set_param(pipeline):

@@ -19,7 +19,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from nbops.testing import command_env, copy_project, init_repo, run, set_params
+from nbops.testing import command_env, copy_project, fresh_venv, init_repo, run, set_params
 
 from ..conftest import REPO
 from ..func.malicious_models import HELPER, KINDS, Evidence
@@ -328,10 +328,7 @@ def wheel_venv(repo, tmp_path_factory) -> SimpleNamespace:
     shutil.copytree(source, root, symlinks=True)
     env = {**env, "NBOPS_REGISTRY": str(home / "registry")}
     out = json.loads(nbops(root, env, "promote", MODEL, "--json").stdout)
-    venv = home / "venv"
-    run([sys.executable, "-m", "venv", str(venv)], home, env)
-    python = str(venv / "bin/python")
-    run([python, "-m", "pip", "install", "-q", out["wheel"]], home, env, timeout=900)
+    python = str(fresh_venv(home / "venv", env, out["wheel"]))
     manifest = json.loads((Path(out["path"]) / "manifest.json").read_text())
     return SimpleNamespace(python=python, out=out, manifest=manifest, env=env, project=root)
 

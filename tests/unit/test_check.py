@@ -102,7 +102,7 @@ def test_notebook_committed_with_outputs(project, tmp_path):
     init_repo(project, env)
     [finding] = check_project(project).findings
     assert (finding.code, finding.path) == ("outputs-committed", "notebooks/explore.ipynb")
-    assert "outputs of 1 cell" in finding.message and "nbstripout --install" in finding.message
+    assert "outputs of 1 cell" in finding.message and "nbops git-filter" in finding.message
     # what counts is what git holds: a stripped index entry is fine, even with outputs in the copy
     write_notebook(project / "notebooks/explore.ipynb", ["x = 1"])
     run(["git", "add", "notebooks/explore.ipynb"], project, env)

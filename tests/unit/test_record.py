@@ -1,4 +1,6 @@
 import json
+import os
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -150,3 +152,105 @@ def test_recorded_files_get_ordinary_permissions(stage_root):
     umask = os.umask(0)
     os.umask(umask)
     assert (stage_root / "metrics/unit.json").stat().st_mode & 0o777 == 0o666 & ~umask
+
+
+# --- exploring records into a scratch folder; only `nbops run` writes the stage's outputs ------
+
+
+@pytest.fixture
+def exploring(tmp_path, monkeypatch):
+    """An interactive session of notebooks/explore.ipynb in the project `tmp_path` (no `nbops run`)."""
+    monkeypatch.setenv(record.ENV_ROOT, str(tmp_path))
+    monkeypatch.delenv(record.ENV_STAGE, raising=False)
+    monkeypatch.delenv(record.ENV_JOURNAL, raising=False)
+    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/explore.ipynb")
+    monkeypatch.chdir(tmp_path)
+    for state in (record._metrics, record._announced, record._read_from_scratch):
+        state.clear()
+    yield tmp_path
+    for state in (record._metrics, record._announced, record._read_from_scratch):
+        state.clear()
+
+
+def _as_pipeline(monkeypatch, stage):
+    monkeypatch.setenv(record.ENV_STAGE, stage)
+
+
+def test_exploring_records_into_scratch_and_says_so_once(exploring, fitted, capsys):
+    model, X = fitted
+    (exploring / "metrics").mkdir()
+    (exploring / "metrics/explore.json").write_text('{"auc": 0.5}\n')
+    record.log_metric("auc", 0.9)
+    record.log_plot("curve", {"x": [1, 2], "y": [3, 4]})
+    record.save_model(model, "tree", sample_input=X.head(3))
+    scratch = exploring / ".nbops/scratch/explore"
+    assert json.loads((scratch / "metrics/explore.json").read_text()) == {"auc": 0.9}
+    assert (scratch / "plots/explore/curve.json").exists()
+    assert (scratch / "models/tree.skops").exists() and (scratch / "models/tree.json").exists()
+    # the pipeline's files are untouched, and nothing else appeared beside them
+    assert (exploring / "metrics/explore.json").read_text() == '{"auc": 0.5}\n'
+    assert not (exploring / "plots").exists() and not (exploring / "models").exists()
+    said = capsys.readouterr().err
+    assert said.count("records into .nbops/scratch/explore/") == 1, said
+    assert (exploring / ".nbops/.gitignore").read_text().splitlines()[-1] == "*"  # git ignores it in any project
+
+
+def test_load_model_when_exploring_takes_the_newer_and_in_the_pipeline_the_pipelines(exploring, fitted, monkeypatch, capsys):
+    model, X = fitted
+    other = LogisticRegression().fit(X, (X["b"] > 2).astype(int))
+    _as_pipeline(monkeypatch, "train")
+    record.save_model(model, "m", sample_input=X.head(3))  # the pipeline's: models/m.*
+    monkeypatch.delenv(record.ENV_STAGE)
+    record.save_model(other, "m", sample_input=X.head(3))  # explored later: scratch, newer
+    assert type(record.load_model("m")) is LogisticRegression
+    assert "models/m.json is read from .nbops/scratch/explore/models/m.json" in capsys.readouterr().err
+    # `dvc repro` afterwards makes the pipeline's newer again
+    later = (exploring / ".nbops/scratch/explore/models/m.json").stat().st_mtime_ns + 10**9
+    os.utime(exploring / "models/m.json", ns=(later, later))
+    assert type(record.load_model("m")) is DecisionTreeClassifier
+    # a pipeline run never takes the scratch one, however new
+    newest = later + 10**9
+    os.utime(exploring / ".nbops/scratch/explore/models/m.json", ns=(newest, newest))
+    assert type(record.load_model("m")) is LogisticRegression
+    _as_pipeline(monkeypatch, "evaluate")
+    assert type(record.load_model("m")) is DecisionTreeClassifier
+
+
+def test_output_and_input_paths_keep_exploring_away_from_the_pipelines_data(exploring, monkeypatch, capsys):
+    _as_pipeline(monkeypatch, "ingest")
+    assert record.output_path("data/raw.csv") == Path("data/raw.csv")
+    Path("data/raw.csv").write_text("pipeline\n")
+    monkeypatch.delenv(record.ENV_STAGE)
+    explored = record.output_path("data/raw.csv")  # exploring notebooks/explore.ipynb
+    assert explored == Path(".nbops/scratch/explore/data/raw.csv") and explored.parent.is_dir()
+    explored.write_text("explored\n")
+    later = Path("data/raw.csv").stat().st_mtime_ns + 10**9
+    os.utime(explored, ns=(later, later))
+    monkeypatch.setenv("JPY_SESSION_NAME", "notebooks/featurize.ipynb")  # another notebook, exploring
+    assert record.input_path("data/raw.csv") == explored
+    assert "data/raw.csv is read from .nbops/scratch/explore/data/raw.csv" in capsys.readouterr().err
+    _as_pipeline(monkeypatch, "featurize")
+    assert record.input_path("data/raw.csv") == Path("data/raw.csv")
+    for bad in ("../outside.csv", "/etc/passwd", ""):
+        with pytest.raises(RecordError, match="inside the project"):
+            record.output_path(bad)
+
+
+def test_the_recording_api_returns_nothing_printed_as_an_absolute_path(stage_root, fitted, monkeypatch):
+    """What a call returns is what a cell ending with it shows in the report: no clone's path."""
+    model, X = fitted
+    monkeypatch.chdir(stage_root)
+    y = np.array([0, 1, 1, 0])
+    results = [
+        record.log_metric("m", 1),
+        record.log_plot("p", {"x": [1], "y": [2]}),
+        record.log_pr_curve(y, [0.1, 0.8, 0.7, 0.3]),
+        record.log_roc_curve(y, [0.1, 0.8, 0.7, 0.3]),
+        record.log_confusion_matrix(y, y),
+        record.save_model(model, "tree", sample_input=X.head(3)),
+        record.load_model("tree"),
+        record.output_path("data/out.csv"),
+        record.input_path("data/in.csv"),
+    ]
+    for result in results:
+        assert str(stage_root) not in repr(result) and str(stage_root) not in str(result), result

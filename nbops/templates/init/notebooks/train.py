@@ -16,7 +16,8 @@
 #   the `train` section of `params.yaml` in their place (keep the two equal: `nbops check` warns).
 # * `nbops.log_metric`, `nbops.log_pr_curve` and `nbops.save_model` write `metrics/train.json`,
 #   `plots/train/pr_curve.json` and `models/classifier.skops` (with `reference=X_train`, also the
-#   training profile `nbops monitor` compares live data with), which `dvc.yaml` declares.
+#   training profile `nbops monitor` compares live data with), which `dvc.yaml` declares — in the
+#   pipeline; run here in JupyterLab, they write under `.nbops/scratch/train/` instead.
 
 # %% tags=["parameters"]
 n_samples = 2000
