@@ -128,17 +128,22 @@ def test_stale_pipeline_is_refused(project):
 
 def test_hand_saved_model_is_refused(project):
     root, env = project
+    model_file = root / "models" / f"{MODEL}.skops"
+    recorded = model_file.read_bytes()
     code = (
-        "import numpy as np, pandas as pd\n"
+        "import numpy as np, pandas as pd, skops.io as sio\n"
         "from sklearn.dummy import DummyClassifier\n"
         "import nbops\n"
         "X = pd.read_csv('data/features/train.csv').drop(columns=['Machine failure'])\n"
         "m = DummyClassifier().fit(X, np.r_[np.zeros(len(X) - 1), 1])\n"
         f"nbops.save_model(m, '{MODEL}', sample_input=X.head(5))\n"
+        f"sio.dump(m, 'models/{MODEL}.skops')\n"
     )
+    # save_model outside `nbops run` writes to the scratch folder; only the plain dump replaces the file
     run([sys.executable, "-c", code], root, env)
+    assert model_file.read_bytes() != recorded
     result = nbops(root, env, "promote", MODEL, check=False)
-    refused(result, "models/failure-predictor.skops: not the file stage 'train' recorded", "outside the pipeline")
+    refused(result, f"models/{MODEL}.skops: not the file stage 'train' recorded", "outside the pipeline")
     assert registry_state(env) == {}
 
 
