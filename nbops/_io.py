@@ -53,9 +53,16 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
+    return file_digests(path, "sha256")[0]
+
+
+def file_digests(path: str | os.PathLike[str], *algorithms: str) -> list[str]:
+    """Hex digests of one file for several algorithms, reading it once."""
+    # md5 is DVC's content hash here, not a security measure (FIPS builds refuse it otherwise)
+    digests = [hashlib.new(name, usedforsecurity=name != "md5") for name in algorithms]
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            for digest in digests:
+                digest.update(block)
+    return [digest.hexdigest() for digest in digests]
 
