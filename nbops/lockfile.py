@@ -93,9 +93,23 @@ def hold(
     starts, when the holder changes and every REPEAT_SECONDS. Raises LockTimeout after `timeout`
     seconds, and OSError when the folder or the file cannot be created.
     """
-    import fcntl
-
     path = Path(path)
+    try:
+        import fcntl
+    except ImportError:  # Windows: filelock's lock, which cannot say who holds it
+        from filelock import FileLock, Timeout
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            lock = FileLock(str(path), timeout=timeout)
+            lock.acquire()
+        except Timeout:
+            raise LockTimeout(path, None, timeout) from None
+        try:
+            yield
+        finally:
+            lock.release()
+        return
     started = time.monotonic()
     reported: tuple[Holder | None, float] | None = None
     while True:

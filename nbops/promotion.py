@@ -248,8 +248,10 @@ def _assign_twin(
     result.path = str(reg.local_path(name, version)) if reg.local else f"{reg.root}/{name}/{version}"
     result.wheel = f"{result.path}/{manifest['wheel']}"
     reg.assign(name, version, candidate.target, action="promote", reason=candidate.force_reason)
-    if git_tag:
-        result.tags = tag_stage(candidate.root, name, version, candidate.target)
+    if git_tag:  # the version's own tag exists when staging's promotion wrote tags too
+        registered = _git_tags(candidate.root, f"{name}@v{version}")
+        result.tags = tag_stage(candidate.root, name, version, candidate.target) if registered else tag_git(
+            candidate.root, name, version, candidate.target)
     return result
 
 
@@ -417,11 +419,14 @@ def tag_git(root: Path, name: str, version: str, stage: str) -> list[str]:
 
 def tag_stage(root: str | Path, name: str, version: str, stage: str) -> list[str]:
     """GTO's stage-assignment tag for `version` (GTO names it; we report what it wrote)."""
-    import subprocess
-
     from gto import api as gto_api
 
-    before = set(subprocess.run(["git", "tag", "--list", f"{name}#*"], cwd=root, capture_output=True, text=True).stdout.split())
+    before = _git_tags(root, f"{name}#*")
     gto_api.assign(str(root), name, stage, version=f"v{version}", push=False, skip_registration=True)
-    after = set(subprocess.run(["git", "tag", "--list", f"{name}#*"], cwd=root, capture_output=True, text=True).stdout.split())
-    return sorted(after - before)
+    return sorted(_git_tags(root, f"{name}#*") - before)
+
+
+def _git_tags(root: str | Path, pattern: str) -> set[str]:
+    import subprocess
+
+    return set(subprocess.run(["git", "tag", "--list", pattern], cwd=root, capture_output=True, text=True).stdout.split())
