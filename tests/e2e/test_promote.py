@@ -272,8 +272,9 @@ def test_promotions_killed_at_random_moments_never_stop_the_next_one(project):
     print(f"20 kills (seed {seed}): {landed}; {time.monotonic() - started:.0f} s")
     assert landed["before the build"] >= 1 and landed["during the build"] >= 1, (landed, seed)
     assert not list(folder.glob(".tmp-*")) and not list(folder.glob(".stages.json.*")) and not (folder / ".lock").exists()
-    # DVC's own files were never touched: no lock taken, no rwlock written
+    # DVC's own files were never touched (no lock taken, no rwlock written), nor git's index lock
     assert {p.name: p.read_bytes() for p in (root / ".dvc/tmp").iterdir() if p.is_file()} == dvc_tmp_before
+    assert not (root / ".git/index.lock").exists()
 
 
 def test_production_assigns_the_staging_version_holding_the_same_model(project):
