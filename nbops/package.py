@@ -27,7 +27,7 @@ from importlib.metadata import PackageNotFoundError, version as dist_version
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_text, dump_json, sha256_file
+from ._io import atomic_write_text, current_umask, dump_json, sha256_file
 from .wheelfile import wheel_name, write_wheel
 
 MODEL_FILE = "model.skops"
@@ -107,7 +107,11 @@ def copy_runtime(dest: Path) -> Path:
     """Copy the runtime package, whole and as it is, to the new folder `dest` (e.g. `<pkg>/_runtime`)."""
     from . import runtime
 
-    shutil.copytree(Path(runtime.__file__).parent, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(Path(runtime.__file__).parent, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                    copy_function=shutil.copyfile)  # files get the umask's permissions, not the source's
+    folder_mode = 0o777 & ~current_umask()
+    for folder in [dest, *(p for p in dest.rglob("*") if p.is_dir())]:
+        folder.chmod(folder_mode)  # copytree copies each folder's mode from the source: undo that
     return dest
 
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 from . import project
-from ._io import atomic_write_text, dump_json
+from ._io import atomic_write_text, current_umask, dump_json
 from .exceptions import RegistryError
 
 ENV_REGISTRY = "NBOPS_REGISTRY"
@@ -348,9 +348,7 @@ class Registry:
 def _shared_mode(folder: Path) -> Path:
     """mkdtemp makes 0700; a version folder should be as readable as any folder the user makes
     (a team sharing a registry needs to read each other's versions)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    folder.chmod(0o777 & ~umask)
+    folder.chmod(0o777 & ~current_umask())
     return folder
 
 

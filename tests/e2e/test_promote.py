@@ -358,7 +358,8 @@ def test_promote_from_a_notebook_cell_shows_the_card(project):
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell(f"import nbops\nnbops.promote('{MODEL}')"),
         nbformat.v4.new_code_cell(f"%load_ext nbops\n%nbops promote {MODEL} --dry-run"),
-        nbformat.v4.new_code_cell(f"%nbops promote {MODEL} --to production --dry-run --bump major"),
+        nbformat.v4.new_code_cell(f"%nbops promote {MODEL} --dry-run --bump major"),
+        nbformat.v4.new_code_cell(f"%nbops promote {MODEL} --to production --dry-run"),
     ])
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -374,6 +375,8 @@ def test_promote_from_a_notebook_cell_shows_the_card(project):
     assert "text/html" in first and "promoted</span> to <b>staging</b> as version <b>0.1.0</b>" in first["text/html"]
     assert "would be promoted" in nb.cells[1].outputs[-1]["data"]["text/html"]
     assert "1.0.0" in nb.cells[2].outputs[-1]["data"]["text/html"]
+    # production would take staging's version, which holds the same model
+    assert "would be assigned</span> to <b>production</b> as version <b>0.1.0</b>" in nb.cells[3].outputs[-1]["data"]["text/html"]
     assert json.loads(nbops(root, env, "models", "list", "--json").stdout)[0]["versions"] == ["0.1.0"]
 
 
