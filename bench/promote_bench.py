@@ -16,7 +16,8 @@ card) several times each and prints the median:
 takes minutes); `--only` times the named models alone. `--baseline SRC` also times another
 checkout of nbops (`git archive main | tar -x -C SRC`), imported through PYTHONPATH with this
 same interpreter, libraries and projects, in rounds interleaved with this checkout's, and prints
-both medians and their ratio (a checkout older than nbops/wheelfile.py needs `pip install hatchling`).
+both medians and their ratio. Beside wall time it prints the CPU time the promotion's processes
+used (user + system), steadier than wall time on a shared machine (a checkout older than nbops/wheelfile.py needs `pip install hatchling`).
 """
 
 from __future__ import annotations
@@ -83,6 +84,7 @@ def main() -> None:
         for label, project, name in cases:
             size = (project / "models" / f"{name}.skops").stat().st_size / 1e6
             times: dict[str, list[float]] = {"this": [], "baseline": []}
+            cpu: dict[str, list[float]] = {"this": [], "baseline": []}  # user + system, the promotion's processes
             ways = ["this", "baseline"] if args.baseline else ["this"]
             for i in range(args.rounds):
                 for way in ways if i % 2 == 0 else ways[::-1]:  # interleaved, alternating who goes first
@@ -91,19 +93,31 @@ def main() -> None:
                     way_env = {**env, "NBOPS_REGISTRY": str(registry)}
                     if way == "baseline":
                         way_env["PYTHONPATH"] = str(args.baseline.resolve())
+                    cpu_before = _children_cpu()
                     start = time.perf_counter()
                     run(["nbops", "promote", name], project, way_env)
                     times[way].append(time.perf_counter() - start)
+                    cpu[way].append(_children_cpu() - cpu_before)
                     shutil.rmtree(registry, ignore_errors=True)
-            line = f"  {label:<17} model {size:5.1f} MB   this checkout {_summary(times['this'])}"
+            line = f"  {label:<17} model {size:5.1f} MB   this checkout {_summary(times['this'])}, CPU {statistics.median(cpu['this']):.2f} s"
             if args.baseline:
                 ratio = statistics.median(times["this"]) / statistics.median(times["baseline"])
-                line += f"   baseline {_summary(times['baseline'])}   this/baseline {ratio:.2f}"
+                line += (f"   baseline {_summary(times['baseline'])}, CPU {statistics.median(cpu['baseline']):.2f} s"
+                         f"   this/baseline {ratio:.2f}")
             print(line)
         print(f"load average {os.getloadavg()[0]:.2f} at the end")
     finally:
         if not args.workdir:
             shutil.rmtree(home, ignore_errors=True)
+
+
+def _children_cpu() -> float:
+    """CPU seconds (user + system) of every finished child process so far, their children included:
+    on a shared machine wall time grows with the load, CPU time much less."""
+    import resource
+
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
 
 
 def _summary(times: list[float]) -> str:
