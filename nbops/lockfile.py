@@ -117,6 +117,7 @@ def hold(
         try:
             fd = _open(path)
         except FileNotFoundError:  # the folder was removed by a releasing holder in between
+            time.sleep(POLL_SECONDS / 10)
             continue
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -151,6 +152,8 @@ def _open(path: Path) -> int:
     try:
         return os.open(path, os.O_RDWR | os.O_CREAT, 0o666)  # the umask decides, as for any file
     except PermissionError:
+        if not path.exists():
+            raise  # a folder we may not write in
         return os.open(path, os.O_RDONLY)  # another user's file: lockable, not describable
 
 
