@@ -197,6 +197,7 @@ def test_tampered_package_is_refused_on_load(project):
     refused(nbops(root, env, "predict", MODEL, "in.csv", check=False), "sha256")
 
 
+@pytest.mark.timeout(1800)  # minutes on an idle machine; a shared one can be ten times slower
 def test_ten_promotions_at_once_publish_ten_versions_and_say_they_wait(project):
     root, env = project
     procs = [subprocess.Popen(["nbops", "promote", MODEL, "--json"], cwd=root, env=env, stdout=subprocess.PIPE,
@@ -217,6 +218,7 @@ def test_ten_promotions_at_once_publish_ten_versions_and_say_they_wait(project):
     assert not list((Path(env["NBOPS_REGISTRY"]) / MODEL).glob(".*"))  # no lock, no build folder left
 
 
+@pytest.mark.timeout(1800)  # minutes on an idle machine; a shared one can be ten times slower
 def test_promotions_killed_at_random_moments_never_stop_the_next_one(project):
     """SIGKILL a promotion's whole process group at a random moment, 20 times; after each kill a
     promotion succeeds. The moments are spread over one promotion's duration (stratified random),
