@@ -223,7 +223,7 @@ def test_promotions_killed_at_random_moments_never_stop_the_next_one(project):
     """SIGKILL a promotion's whole process group at a random moment, 20 times; after each kill a
     promotion succeeds. The moments are spread over one promotion's duration (stratified random),
     so kills land in start-up and DVC's status, in the build and the gates under the registry
-    lock, and in publishing alike."""
+    lock, and (rarely: it is brief) in publishing."""
     import random
 
     from nbops import promotion
@@ -240,7 +240,7 @@ def test_promotions_killed_at_random_moments_never_stop_the_next_one(project):
     duration = time.monotonic() - started
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)  # the promotions after each kill run in this process: nbops.promote, as in a cell
-    landed = {"before the build": 0, "during the build": 0, "after publishing": 0}
+    landed = {"before the registry lock": 0, "under the lock (build, gates)": 0, "after publishing": 0}
     kills = finished_first = 0
     try:
         while kills < 20:
@@ -257,12 +257,12 @@ def test_promotions_killed_at_random_moments_never_stop_the_next_one(project):
                 duration *= 0.8
                 continue
             kills += 1
-            if any(folder.glob(".tmp-*")):
-                landed["during the build"] += 1
+            if any(folder.glob(".tmp-*")):  # the build folder is made as soon as the lock is taken
+                landed["under the lock (build, gates)"] += 1
             elif registry.versions(MODEL) != versions_before:
                 landed["after publishing"] += 1
             else:
-                landed["before the build"] += 1
+                landed["before the registry lock"] += 1
             result = promotion.promote(MODEL, root=root)
             assert result.ok and registry.stages(MODEL)["staging"] == result.version == registry.versions(MODEL)[-1]
     finally:
@@ -272,7 +272,7 @@ def test_promotions_killed_at_random_moments_never_stop_the_next_one(project):
             else:
                 os.environ[key] = value
     print(f"20 kills (seed {seed}): {landed}; {time.monotonic() - started:.0f} s")
-    assert landed["before the build"] >= 1 and landed["during the build"] >= 1, (landed, seed)
+    assert landed["before the registry lock"] >= 1 and landed["under the lock (build, gates)"] >= 1, (landed, seed)
     assert not list(folder.glob(".tmp-*")) and not list(folder.glob(".stages.json.*")) and not (folder / ".lock").exists()
     # DVC's own files were never touched (no lock taken, no rwlock written), nor git's index lock
     assert {p.name: p.read_bytes() for p in (root / ".dvc/tmp").iterdir() if p.is_file()} == dvc_tmp_before
