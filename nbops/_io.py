@@ -34,9 +34,14 @@ def _mode_for(path: Path) -> int:
     try:
         return path.stat().st_mode & 0o777
     except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask
+        return 0o666 & ~current_umask()
+
+
+def current_umask() -> int:
+    """The process's umask (read by setting it: there is no portable getter)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return umask
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> None:
@@ -53,9 +58,16 @@ def sha256_bytes(data: bytes) -> str:
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
+    return file_digests(path, "sha256")[0]
+
+
+def file_digests(path: str | os.PathLike[str], *algorithms: str) -> list[str]:
+    """Hex digests of one file for several algorithms, reading it once."""
+    # md5 is DVC's content hash here, not a security measure (FIPS builds refuse it otherwise)
+    digests = [hashlib.new(name, usedforsecurity=name != "md5") for name in algorithms]
     with open(path, "rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
+            for digest in digests:
+                digest.update(block)
+    return [digest.hexdigest() for digest in digests]
 

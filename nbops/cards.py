@@ -125,8 +125,9 @@ def promotion_card(result: Any) -> str:
         f"<p>Package: <code>{_e(result.path)}</code><br>Wheel: <code>{_e(result.wheel)}</code></p>"
         if result.path else f"<p class='muted'>{'dry run: ' if result.dry_run else ''}nothing was written</p>"
     )
+    done = "assigned" if getattr(result, "action", "publish") == "assign" else "promoted"
     verdict = (
-        f"<span class='pass'>{'would be promoted' if result.dry_run else 'promoted'}</span> to "
+        f"<span class='pass'>{'would be ' + done if result.dry_run else done}</span> to "
         f"<b>{_e(result.stage)}</b> as version <b>{_e(result.version)}</b>"
         if result.ok else
         f"<span class='fail'>refused</span> <span class='muted'>(would have been version {_e(result.version)} "

@@ -50,6 +50,7 @@ class Candidate:
     parity_process: subprocess.Popen[str] | None = None  # the parity check, started once the model is packaged
     package_dir: Path | None = None
     champion: dict[str, Any] | None = None  # manifest of the version now in the target stage
+    model_sha256: str | None = None  # of the model file, hashed once (by the freshness gate)
     notes: list[str] = field(default_factory=list)
     details: dict[str, list[str]] = field(default_factory=dict)  # gate -> what it compared
 
@@ -178,9 +179,11 @@ def freshness_gate(c: Candidate) -> list[str]:
     file = c.root / model_path
     if not file.exists():
         return [f"{model_path}: missing; run `dvc repro`"]
-    from ._io import sha256_file
+    from ._io import file_digests
 
-    actual = sha256_file(file)
+    # one read of a model that may be large: its sha256 (the package's) and DVC's md5 together
+    actual, model_md5 = file_digests(file, "sha256", "md5")
+    c.model_sha256 = actual
     c.detail("freshness", f"{model_path}: sha256 {actual[:12]}…, recorded by stage '{c.model_stage.name}' "
                           f"{str(c.model_record.get('sha256'))[:12]}…")
     if actual != c.model_record.get("sha256"):
@@ -199,7 +202,7 @@ def freshness_gate(c: Candidate) -> list[str]:
         entry = locked_out(c.lock, stage, path)
         if entry is None or "md5" not in entry:
             failures.append(f"{path}: dvc.lock has no hash for it; stage '{stage}' has not run under DVC — run `dvc repro`")
-        elif (c.root / path).exists() and md5_file(c.root / path) != entry["md5"]:
+        elif (c.root / path).exists() and (model_md5 if path == model_path else md5_file(c.root / path)) != entry["md5"]:
             failures.append(f"{path}: differs from the version dvc.lock records for stage '{stage}' — run `dvc repro`")
         else:
             c.detail("freshness", f"{path}: as dvc.lock records it (md5 {entry['md5'][:12]}…, stage '{stage}')")

@@ -13,7 +13,8 @@ The folder is self-describing and immutable once published:
 
 The wheel carries the `nbops/runtime/` package as `<pkg>/_runtime/` (and the MLflow `code/` folder
 as `_nbops_runtime/`): the same loading, validation and serving code `nbops serve` uses, and
-nothing of nbops itself.
+nothing of nbops itself. The wheel is written by `wheelfile`, with the model stored uncompressed
+(it is compressed already).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from importlib.metadata import PackageNotFoundError, version as dist_version
 from pathlib import Path
 from typing import Any
 
-from ._io import atomic_write_text, dump_json, sha256_file
+from ._io import atomic_write_text, current_umask, dump_json, sha256_file
+from .wheelfile import wheel_name, write_wheel
 
 MODEL_FILE = "model.skops"
 #: The reference profile (nbops/monitor/profile.py), when the model was saved with reference=.
@@ -66,11 +68,14 @@ def _installed(dist: str) -> str | None:
         return None
 
 
-def build_core(dest: Path, manifest: dict[str, Any], model_file: Path, profile_file: Path | None = None) -> dict[str, Any]:
+def build_core(dest: Path, manifest: dict[str, Any], model_file: Path, profile_file: Path | None = None, *,
+               sha256: str | None = None) -> dict[str, Any]:
     """Copy the model (and its reference profile) into the empty folder `dest` and write
     manifest.json and requirements.txt: enough to load the package (and check its parity)
     while the rest is built.
 
+    `sha256`: the model file's, when the caller already hashed it (a large model is then read
+    once more, to copy it; loading the package checks the copy against it).
     Returns the manifest as written (with `model_file`, `sha256`, `requirements`, `wheel`, and
     `profile` when there is one).
     """
@@ -81,11 +86,10 @@ def build_core(dest: Path, manifest: dict[str, Any], model_file: Path, profile_f
         manifest["profile"] = _copy_profile(profile_file, dest)
     manifest["format"] = "skops"
     manifest["model_file"] = MODEL_FILE
-    manifest["sha256"] = sha256_file(dest / MODEL_FILE)
+    manifest["sha256"] = sha256 or sha256_file(dest / MODEL_FILE)
     manifest["package"] = import_name(manifest["name"])
     manifest["requirements"] = requirements(manifest.get("versions") or {})
-    # hatchling names a pure wheel requiring Python 3 this way
-    manifest["wheel"] = f"dist/{manifest['package']}-{manifest['version']}-py3-none-any.whl"
+    manifest["wheel"] = f"dist/{wheel_name(manifest['package'], manifest['version'])}"
     atomic_write_text(dest / "manifest.json", dump_json(manifest))
     (dest / "requirements.txt").write_text("\n".join(manifest["requirements"]) + "\n", encoding="utf-8")
     return manifest
@@ -106,7 +110,7 @@ def build_rest(dest: Path, manifest: dict[str, Any]) -> None:
     """The wheel, the Dockerfile and the MLflow files, next to what `build_core` wrote."""
     built = _build_wheel(dest, manifest)
     if f"dist/{built.name}" != manifest["wheel"]:
-        raise RuntimeError(f"hatchling built {built.name}, not the {manifest['wheel']} the manifest names")
+        raise RuntimeError(f"the wheel was written as {built.name}, not the {manifest['wheel']} the manifest names")
     (dest / "Dockerfile").write_text(_dockerfile(manifest), encoding="utf-8")
     _write_mlflow(dest, manifest)
 
@@ -122,7 +126,11 @@ def copy_runtime(dest: Path) -> Path:
     """Copy the runtime package, whole and as it is, to the new folder `dest` (e.g. `<pkg>/_runtime`)."""
     from . import runtime
 
-    shutil.copytree(Path(runtime.__file__).parent, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+    shutil.copytree(Path(runtime.__file__).parent, dest, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"),
+                    copy_function=shutil.copyfile)  # files get the umask's permissions, not the source's
+    folder_mode = 0o777 & ~current_umask()
+    for folder in [dest, *(p for p in dest.rglob("*") if p.is_dir())]:
+        folder.chmod(folder_mode)  # copytree copies each folder's mode from the source: undo that
     return dest
 
 
@@ -130,7 +138,7 @@ def copy_runtime(dest: Path) -> Path:
 
 
 def _build_wheel(dest: Path, manifest: dict[str, Any]) -> Path:
-    from hatchling.builders.wheel import WheelBuilder
+    from . import __version__
 
     package = manifest["package"]
     with tempfile.TemporaryDirectory(prefix="nbops-wheel-") as tmp:
@@ -142,11 +150,14 @@ def _build_wheel(dest: Path, manifest: dict[str, Any]) -> Path:
         shutil.copyfile(dest / "manifest.json", pkg / "manifest.json")
         (pkg / "__init__.py").write_text(_init_py(manifest), encoding="utf-8")
         (pkg / "__main__.py").write_text(_MAIN_PY, encoding="utf-8")
-        (src / "README.md").write_text(_readme(manifest), encoding="utf-8")
-        (src / "pyproject.toml").write_text(_pyproject(manifest), encoding="utf-8")
-        (dest / "dist").mkdir(exist_ok=True)
-        built = list(WheelBuilder(str(src)).build(directory=str(dest / "dist"), versions=["standard"]))
-    return Path(built[0])
+        # the model is a zip of deflated arrays already: stored as is, and its digest reused
+        return write_wheel(
+            dest / "dist", pkg, name=package, version=manifest["version"],
+            summary=f"{manifest['name']} {manifest['version']}, packaged by nbops",
+            requires_python=f">={'.'.join(platform.python_version_tuple()[:2])}",
+            requires=manifest["requirements"], readme=_readme(manifest),
+            stored=[MODEL_FILE], sha256={MODEL_FILE: manifest["sha256"]}, generator=f"nbops {__version__}",
+        )
 
 
 def _init_py(manifest: dict[str, Any]) -> str:
@@ -194,27 +205,6 @@ from pathlib import Path
 from . import _runtime
 
 sys.exit(_runtime.main(package_dir=Path(__file__).resolve().parent))
-'''
-
-
-def _pyproject(manifest: dict[str, Any]) -> str:
-    deps = ",\n".join(f'    "{pin}"' for pin in manifest["requirements"])
-    return f'''[build-system]
-requires = ["hatchling"]
-build-backend = "hatchling.build"
-
-[project]
-name = "{manifest["package"]}"
-version = "{manifest["version"]}"
-description = "{manifest["name"]} {manifest["version"]}, packaged by nbops"
-readme = "README.md"
-requires-python = ">={'.'.join(platform.python_version_tuple()[:2])}"
-dependencies = [
-{deps}
-]
-
-[tool.hatch.build.targets.wheel]
-packages = ["{manifest["package"]}"]
 '''
 
 

@@ -1,6 +1,15 @@
 """The project's pipeline as data: dvc.yaml stages, dvc.lock hashes, DVC status and git state.
 
 Reading dvc.yaml and dvc.lock needs no DVC import; `start_status` asks DVC in a subprocess.
+
+That status is read-only by construction: it is DVC's own (`Repo.status`, what `dvc status`
+runs) with DVC's repository lock replaced by a no-op and the stage read-locks that `Stage.status`
+takes kept in a private temporary folder instead of `.dvc/tmp/rwlock`. A promotion therefore
+writes nothing under `.dvc/`: ten at once never contend for DVC's lock ("Unable to acquire
+lock"), and one killed at any moment cannot leave `.dvc/tmp/rwlock` half-written, which made
+every later `dvc status` fail. What it does share is DVC's hash cache in the site cache folder,
+a SQLite database that survives a killed writer. Git is read with `--no-optional-locks`, so a
+killed promotion leaves no `.git/index.lock` either.
 """
 
 from __future__ import annotations
@@ -132,13 +141,32 @@ def locked_out(lock: dict[str, Any], stage: str, path: str) -> dict[str, Any] | 
 
 
 def start_status(root: Path, names: list[str]) -> subprocess.Popen[str]:
-    """Start `dvc status` for `names` and their upstream in a subprocess; DVC's import and status
-    (about a second) then overlap the caller's own work. Collect with `stale_stages`."""
+    """Start DVC's status of `names` and their upstream in a subprocess (`read_only_status`);
+    DVC's import and status (about a second) then overlap the caller's own work. Collect with
+    `stale_stages`."""
     return subprocess.Popen(
-        [sys.executable, "-m", "dvc", "status", "--json", "--with-deps", *names],
+        [sys.executable, "-m", "nbops.pipeline", "status", *names],
         cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, "DVC_NO_ANALYTICS": "1"},
     )
+
+
+def read_only_status(root: str | os.PathLike[str], names: list[str]) -> dict[str, Any]:
+    """What `dvc status --json --with-deps NAMES` reports, computed without writing under `.dvc/`:
+    no repository lock, and the stage read-locks in a private folder (see the module docstring)."""
+    import tempfile
+
+    from dvc.lock import LockNoop
+    from dvc.repo import Repo
+
+    repo = Repo(str(root))
+    try:
+        with tempfile.TemporaryDirectory(prefix="nbops-dvc-status-") as private:
+            repo.lock = LockNoop()  # status only reads; `dvc repro` and other readers are not blocked
+            repo.tmp_dir = private  # where Stage.status writes its rwlock (a cached property: set per instance)
+            return repo.status(targets=names or None, with_deps=True)
+    finally:
+        repo.close()
 
 
 def stale_stages(process: subprocess.Popen[str]) -> dict[str, list[str]]:
@@ -185,7 +213,9 @@ class GitState:
 def git_state(root: Path, paths: list[str]) -> GitState:
     """The HEAD commit and whether `paths` (files or folders) differ from it."""
     def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
+        # no optional locks: `git status` would otherwise refresh the index under .git/index.lock,
+        # which a promotion killed at that moment would leave behind
+        return subprocess.run(["git", "--no-optional-locks", *args], cwd=root, capture_output=True, text=True)
 
     head = git("rev-parse", "HEAD")
     commit = head.stdout.strip() if head.returncode == 0 else None
@@ -208,3 +238,12 @@ def relpath(path: str | os.PathLike[str], root: Path) -> str:
         return Path(path).resolve().relative_to(root.resolve()).as_posix()
     except ValueError:
         return str(path)
+
+
+if __name__ == "__main__":  # `python -m nbops.pipeline status STAGE…`: DVC's status as JSON, read-only
+    if len(sys.argv) < 2 or sys.argv[1] != "status":
+        sys.exit("usage: python -m nbops.pipeline status STAGE...")
+    try:
+        print(json.dumps(read_only_status(Path.cwd(), sys.argv[2:])))
+    except Exception as exc:  # noqa: BLE001 - DVC's errors vary; stale_stages shows the last line
+        sys.exit(f"{type(exc).__name__}: {exc}")

@@ -22,7 +22,9 @@ MODELS_DIR = "models"
 #: and only `nbops run` writes a stage's real outputs.
 SCRATCH_DIR = ".nbops/scratch"
 
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]*")  # matched whole (fullmatch): `$` would accept "name\n"
+#: Longer names would not fit a file name once suffixed (`.skops`, a wheel's `-0.1.0-py3-none-any.whl`).
+MAX_NAME_LENGTH = 100
 
 
 def find_root(start: str | os.PathLike[str] | None = None) -> Path | None:
@@ -38,7 +40,9 @@ def find_root(start: str | os.PathLike[str] | None = None) -> Path | None:
 
 def is_valid_name(name: str) -> bool:
     """A stage, metric-file or model name usable as one path component (no separators, no `..`)."""
-    return bool(_NAME.match(name)) and ".." not in name
+    return (
+        isinstance(name, str) and len(name) <= MAX_NAME_LENGTH and _NAME.fullmatch(name) is not None and ".." not in name
+    )
 
 
 def report_path(stage: str) -> str:

@@ -9,6 +9,10 @@ One code path for the CLI, `nbops.promote()` in a cell and `%nbops promote`:
    (parity, champion/challenger), and only when every gate passed move it in as the next
    version and assign it to the target stage. Failures are reported together and leave the
    registry exactly as it was. `dry_run` builds in a temporary folder and writes nothing.
+
+Promoting to production the very model staging holds (the same sha256) assigns that version
+instead of publishing a copy under a new number — unless that version was promoted from
+uncommitted changes, whose lineage production does not accept.
 """
 
 from __future__ import annotations
@@ -48,6 +52,9 @@ class PromotionResult:
     registry: str | None = None
     notes: list[str] = field(default_factory=list)
     tags: list[str] = field(default_factory=list)
+    #: "publish": a new version was (would be) built and published; "assign": an existing version
+    #: with the same model bytes was (would be) assigned to the stage.
+    action: str = "publish"
 
     @property
     def ok(self) -> bool:
@@ -60,15 +67,22 @@ class PromotionResult:
     def to_dict(self) -> dict[str, Any]:
         return {
             "name": self.name, "stage": self.stage, "version": self.version, "dry_run": self.dry_run,
-            "ok": self.ok, "path": self.path, "wheel": self.wheel, "registry": self.registry,
+            "action": self.action, "ok": self.ok, "path": self.path, "wheel": self.wheel, "registry": self.registry,
             "metrics": self.metrics, "notes": self.notes, "tags": self.tags,
             "gates": [{"name": g.name, "passed": g.passed, "failures": g.failures, "details": g.details} for g in self.gates],
         }
 
     def __str__(self) -> str:
         lines = [f"{'✓' if g.passed else '✗'} {g.name}" + (f": {'; '.join(g.failures)}" if g.failures else "") for g in self.gates]
-        if self.dry_run:
+        if self.dry_run and self.action == "assign":
+            lines.append(f"dry run: {self.name} {self.version}, which holds the same model, would be assigned to "
+                         f"{self.stage} (no new version); nothing was written")
+        elif self.dry_run:
             lines.append(f"dry run: {self.name} would become {self.version} in {self.stage}; nothing was written")
+        elif self.action == "assign":
+            lines.append(f"promoted {self.name} {self.version} to {self.stage}: the existing version holding the same "
+                         f"model, assigned (no new version): {self.path}")
+            lines.append(f"wheel: {self.wheel}")
         else:
             lines.append(f"promoted {self.name} {self.version} to {self.stage}: {self.path}")
             lines.append(f"wheel: {self.wheel}")
@@ -131,36 +145,38 @@ def _promote(
     results = gates_mod.run_gates(candidate, "pipeline")
 
     reg = Registry(reg_root)
-    if dry_run:
+    if dry_run:  # reads the registry, takes no lock, builds in a temporary folder: writes nothing there
         build_dir = Path(tempfile.mkdtemp(prefix="nbops-dry-run-"))
         try:
-            version = reg.next_version(name, bump)
-            return _finish(candidate, reg, results, version, build_dir, html_process, dry_run=True, git_tag=False)
+            return _finish(candidate, reg, results, bump, build_dir, html_process, dry_run=True, git_tag=False)
         finally:
             shutil.rmtree(build_dir, ignore_errors=True)
-    with reg.lock(name):
+    with reg.lock(name, purpose=f"promote {name} → {candidate.target}"):
         reg.cleanup(name)
-        version = reg.next_version(name, bump)
         build_dir = reg.build_dir(name)
         try:
-            return _finish(candidate, reg, results, version, build_dir, html_process, dry_run=False, git_tag=git_tag)
+            return _finish(candidate, reg, results, bump, build_dir, html_process, dry_run=False, git_tag=git_tag)
         finally:
             shutil.rmtree(build_dir, ignore_errors=True)  # gone after publish's rename; removed on failure
 
 
 def _finish(
-    candidate: gates_mod.Candidate, reg: Registry, results: list[gates_mod.GateResult], version: str,
+    candidate: gates_mod.Candidate, reg: Registry, results: list[gates_mod.GateResult], bump: str,
     build_dir: Path, html_process: Any, *, dry_run: bool, git_tag: bool,
 ) -> PromotionResult:
     name = candidate.name
     champion_version = reg.stages(name).get(candidate.target)
     candidate.champion = reg.manifest(name, champion_version) if champion_version else None
+    model_file = candidate.root / candidate.model_record["path"]
+    twin = _staging_twin(candidate, reg, model_file)
+    if twin is not None:
+        return _assign_twin(candidate, reg, results, twin, dry_run=dry_run, git_tag=git_tag)
+    version = reg.next_version(name, bump)
     manifest = package_manifest(candidate, version)
     if candidate.force_reason and candidate.champion is not None:
         manifest["lineage"]["forced"] = candidate.force_reason
-    model_file = candidate.root / candidate.model_record["path"]
     if model_file.exists() and candidate.model_manifest is not None:
-        manifest = package.build_core(build_dir, manifest, model_file, profile_file(candidate))
+        manifest = package.build_core(build_dir, manifest, model_file, profile_file(candidate), sha256=candidate.model_sha256)
         candidate.package_dir = build_dir
         candidate.parity_process = gates_mod.start_parity(build_dir)
         package.build_rest(build_dir, manifest)
@@ -171,9 +187,7 @@ def _finish(
         name, candidate.target, version, dry_run, results, candidate.metrics,
         registry=reg.root, notes=list(candidate.notes),
     )
-    if not result.ok:
-        lines = "\n".join(f"  - {failure}" for failure in result.failures)
-        raise PromotionError(f"promotion of '{name}' to {candidate.target} refused:\n{lines}", result.failures, result)
+    _refuse_on_failures(result)
     if dry_run:
         return result
     result.path = reg.publish(name, version, build_dir)
@@ -181,6 +195,63 @@ def _finish(
     reg.assign(name, version, candidate.target, action="promote", reason=candidate.force_reason)
     if git_tag:
         result.tags = tag_git(candidate.root, name, version, candidate.target)
+    return result
+
+
+def _refuse_on_failures(result: PromotionResult) -> None:
+    if not result.ok:
+        lines = "\n".join(f"  - {failure}" for failure in result.failures)
+        raise PromotionError(f"promotion of '{result.name}' to {result.stage} refused:\n{lines}", result.failures, result)
+
+
+def _staging_twin(candidate: gates_mod.Candidate, reg: Registry, model_file: Path) -> tuple[str, dict[str, Any]] | None:
+    """For a production promotion: the staging version holding these very model bytes, if its
+    lineage is one production accepts (a commit, no uncommitted changes)."""
+    if candidate.target != "production" or not model_file.exists():
+        return None
+    staged = reg.stages(candidate.name).get("staging")
+    if staged is None:
+        return None
+    manifest = reg.manifest(candidate.name, staged)
+    if candidate.model_sha256 is None:
+        candidate.model_sha256 = sha256_file(model_file)
+    if manifest.get("sha256") != candidate.model_sha256:
+        return None
+    git = (manifest.get("lineage") or {}).get("git") or {}
+    if git.get("dirty", True) or not git.get("commit"):
+        candidate.notes.append(
+            f"staging's {staged} holds the same model but was promoted from uncommitted changes: production "
+            "gets a version of its own, with a clean lineage"
+        )
+        return None
+    return staged, manifest
+
+
+def _assign_twin(
+    candidate: gates_mod.Candidate, reg: Registry, results: list[gates_mod.GateResult],
+    twin: tuple[str, dict[str, Any]], *, dry_run: bool, git_tag: bool,
+) -> PromotionResult:
+    """Run the package gates on the published staging version and assign it to the target."""
+    name, (version, manifest) = candidate.name, twin
+    candidate.package_dir = reg.local_path(name, version)
+    candidate.parity_process = gates_mod.start_parity(candidate.package_dir)
+    results = results + gates_mod.run_gates(candidate, "package")
+    candidate.notes.append(f"{name} {version} (staging) holds the same model (sha256 {manifest['sha256'][:12]}…): "
+                           f"{'it would be' if dry_run else 'it was'} assigned to {candidate.target}, not published again")
+    result = PromotionResult(
+        name, candidate.target, version, dry_run, results, candidate.metrics,
+        registry=reg.root, notes=list(candidate.notes), action="assign",
+    )
+    _refuse_on_failures(result)
+    if dry_run:
+        return result
+    result.path = str(reg.local_path(name, version)) if reg.local else f"{reg.root}/{name}/{version}"
+    result.wheel = f"{result.path}/{manifest['wheel']}"
+    reg.assign(name, version, candidate.target, action="promote", reason=candidate.force_reason)
+    if git_tag:  # the version's own tag exists when staging's promotion wrote tags too
+        registered = _git_tags(candidate.root, f"{name}@v{version}")
+        result.tags = tag_stage(candidate.root, name, version, candidate.target) if registered else tag_git(
+            candidate.root, name, version, candidate.target)
     return result
 
 
@@ -381,11 +452,14 @@ def tag_git(root: Path, name: str, version: str, stage: str) -> list[str]:
 
 def tag_stage(root: str | Path, name: str, version: str, stage: str) -> list[str]:
     """GTO's stage-assignment tag for `version` (GTO names it; we report what it wrote)."""
-    import subprocess
-
     from gto import api as gto_api
 
-    before = set(subprocess.run(["git", "tag", "--list", f"{name}#*"], cwd=root, capture_output=True, text=True).stdout.split())
+    before = _git_tags(root, f"{name}#*")
     gto_api.assign(str(root), name, stage, version=f"v{version}", push=False, skip_registration=True)
-    after = set(subprocess.run(["git", "tag", "--list", f"{name}#*"], cwd=root, capture_output=True, text=True).stdout.split())
-    return sorted(after - before)
+    return sorted(_git_tags(root, f"{name}#*") - before)
+
+
+def _git_tags(root: str | Path, pattern: str) -> set[str]:
+    import subprocess
+
+    return set(subprocess.run(["git", "tag", "--list", pattern], cwd=root, capture_output=True, text=True).stdout.split())

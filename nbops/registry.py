@@ -4,7 +4,8 @@ Layout under the registry root (a folder or an fsspec URL such as s3://bucket/mo
 
     NAME/VERSION/...        one package per version; complete once VERSION/.complete exists
     NAME/stages.json        {"stages": {stage: {version, assigned, action, reason}}, "history": [...]}
-    NAME/.lock              serialises writers (local filesystems)
+    NAME/.lock              serialises writers (local filesystems); names its holder; exists only
+                            while a promotion holds it (or after one was killed: then it is free)
 
 A version folder is built elsewhere and moved in with one rename (local) or uploaded with its
 `.complete` marker last (object storage), so a crash leaves no half-package that counts;
@@ -19,33 +20,59 @@ import json
 import os
 import re
 import shutil
+import sys
 import tempfile
 import uuid
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from . import project
-from ._io import atomic_write_text, dump_json
+from ._io import atomic_write_text, current_umask, dump_json
 from .exceptions import RegistryError
 
 ENV_REGISTRY = "NBOPS_REGISTRY"
 COMPLETE_MARKER = ".complete"
 STAGES_FILE = "stages.json"
-_SEMVER = re.compile(r"^(\d+)\.(\d+)\.(\d+)$")
-LOCK_TIMEOUT = 120.0
+_SEMVER = re.compile(r"(\d+)\.(\d+)\.(\d+)")  # always fullmatch: `$` would accept "0.1.0\n"
+#: How long a promotion waits for another one of the same model (it says so while it waits).
+LOCK_TIMEOUT = 600.0
 
 
-def validate_name(name: str) -> str:
+def _shown(name: str) -> str:
+    return repr(name) if len(name) <= 40 else f"{name[:20]!r}… ({len(name)} characters)"
+
+
+def validate_name(name: str, what: str = "model name") -> str:
+    if isinstance(name, str) and len(name) > project.MAX_NAME_LENGTH:
+        raise RegistryError(
+            f"{what} {_shown(name)} is too long: at most {project.MAX_NAME_LENGTH} characters "
+            "(it becomes a folder and a file name)"
+        )
     if not isinstance(name, str) or not project.is_valid_name(name):
         raise RegistryError(
-            f"model name {name!r} is not allowed: use letters, digits, '.', '_' and '-' "
-            "(no path separators, no '..', not starting with '.')"
+            f"{what} {_shown(name) if isinstance(name, str) else repr(name)} is not allowed: use letters, digits, "
+            "'.', '_' and '-' (no path separators, no '..', not starting with '.', no spaces or line breaks)"
         )
     return name
 
 
+def is_version(text: str) -> bool:
+    """'0.1.0' or 'v0.1.0': what NAME@… reads as a version, never as a stage."""
+    return _SEMVER.fullmatch(text[1:] if text.startswith("v") else text) is not None
+
+
+def validate_stage(stage: str) -> str:
+    validate_name(stage, "stage name")
+    if is_version(stage):
+        raise RegistryError(
+            f"stage name {stage!r} looks like a version: NAME@{stage} always means the version, so the stage could "
+            "never be reached; choose a word such as 'canary'"
+        )
+    return stage
+
+
 def parse_version(version: str) -> tuple[int, int, int]:
-    match = _SEMVER.match(version.lstrip("v"))
+    match = _SEMVER.fullmatch(version[1:] if version.startswith("v") else version)
     if not match:
         raise RegistryError(f"version {version!r} is not of the form MAJOR.MINOR.PATCH (e.g. 0.2.0)")
     return int(match[1]), int(match[2]), int(match[3])
@@ -127,7 +154,7 @@ class Registry:
         found = []
         for entry in self.fs.ls(folder, detail=True):
             version = entry["name"].rstrip("/").rsplit("/", 1)[-1]
-            if entry["type"] == "directory" and _SEMVER.match(version) and self.fs.exists(f"{entry['name'].rstrip('/')}/{COMPLETE_MARKER}"):
+            if entry["type"] == "directory" and _SEMVER.fullmatch(version) and self.fs.exists(f"{entry['name'].rstrip('/')}/{COMPLETE_MARKER}"):
                 found.append(version)
         return sorted(found, key=parse_version)
 
@@ -162,8 +189,8 @@ class Registry:
             raise RegistryError(f"no model '{name}' in the registry {self.root} (models: {known}); promote it first: `nbops promote {name}`")
         if not selector:
             return name, versions[-1]
-        if _SEMVER.match(selector.lstrip("v")):
-            version = selector.lstrip("v")
+        if is_version(selector):
+            version = selector[1:] if selector.startswith("v") else selector
             if version not in versions:
                 raise RegistryError(self._unknown_version(name, version))
             return name, version
@@ -194,23 +221,53 @@ class Registry:
     # --- writing ------------------------------------------------------------------------------
 
     @contextlib.contextmanager
-    def lock(self, name: str) -> Iterator[None]:
+    def lock(
+        self, name: str, *, purpose: str = "", on_wait: Callable[[str], None] | None = None, timeout: float = LOCK_TIMEOUT,
+    ) -> Iterator[None]:
         """Serialise writers of one model (a file lock on local registries).
 
+        While another process holds it, `on_wait` gets a line saying who and since when (default:
+        printed to stderr), as soon as waiting starts and again when anything changes. The lock
+        file is removed on release, so a refused promotion leaves nothing in the registry.
         Object stores offer no portable lock; there a team should promote from one place (CI).
         """
         if not self.local:
             yield
             return
-        from filelock import FileLock, Timeout
+        from .lockfile import LockTimeout, hold
 
         folder = Path(self._path(validate_name(name)))
-        folder.mkdir(parents=True, exist_ok=True)
+        lock_file = folder / ".lock"
+        say = on_wait or _to_stderr
+        root_existed = Path(self.base).exists()
+
+        def waiting(holder: Any, waited: float) -> None:
+            who = holder.describe() if holder is not None else "a process that has not said who it is"
+            say(f"waiting for {lock_file} (another writer of '{name}' holds it): {who}; waited {waited:.0f} s so far")
+
         try:
-            with FileLock(str(folder / ".lock"), timeout=LOCK_TIMEOUT):
+            with hold(lock_file, purpose=purpose, timeout=timeout, on_wait=waiting):
                 yield
-        except Timeout:
-            raise RegistryError(f"{folder}/.lock: another promotion of '{name}' has held the lock for {LOCK_TIMEOUT:.0f} s") from None
+        except LockTimeout as exc:
+            who = exc.holder.describe() if exc.holder is not None else "a process that has not said who it is"
+            raise RegistryError(
+                f"{lock_file}: another writer of '{name}' held the lock for all of {exc.waited:.0f} s: {who}; "
+                "if that process is stuck, stop it and try again"
+            ) from None
+        except OSError as exc:
+            if exc.filename is None or not str(exc.filename).startswith(self.base):
+                raise
+            raise self._unwritable(exc) from None
+        finally:
+            if not root_existed:
+                with contextlib.suppress(OSError):
+                    Path(self.base).rmdir()  # only when empty: we created it for a promotion that did not publish
+
+    def _unwritable(self, exc: OSError) -> RegistryError:
+        return RegistryError(
+            f"registry {self.root}: cannot write {exc.filename} ({exc.strerror or exc}); point NBOPS_REGISTRY, "
+            "--registry or params.yaml promote.registry at a folder you can write"
+        )
 
     def next_version(self, name: str, part: str = "minor") -> str:
         versions = self.versions(name)
@@ -223,15 +280,18 @@ class Registry:
         folder = self._path(name)
         if not self.fs.exists(folder):
             return []
-        return [e.rstrip("/").rsplit("/", 1)[-1] for e in self.fs.ls(folder, detail=False) if _SEMVER.match(e.rstrip("/").rsplit("/", 1)[-1])]
+        return [e.rstrip("/").rsplit("/", 1)[-1] for e in self.fs.ls(folder, detail=False) if _SEMVER.fullmatch(e.rstrip("/").rsplit("/", 1)[-1])]
 
     def build_dir(self, name: str) -> Path:
         """A private folder to build a package in, on the registry's filesystem when local so
         that publishing is one rename."""
         if self.local:
             parent = Path(self._path(validate_name(name)))
-            parent.mkdir(parents=True, exist_ok=True)
-            return Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent))
+            try:
+                parent.mkdir(parents=True, exist_ok=True)
+                return _shared_mode(Path(tempfile.mkdtemp(prefix=".tmp-", dir=parent)))
+            except OSError as exc:
+                raise self._unwritable(exc) from None
         return Path(tempfile.mkdtemp(prefix="nbops-package-"))
 
     def publish(self, name: str, version: str, built: Path) -> str:
@@ -254,8 +314,7 @@ class Registry:
 
     def assign(self, name: str, version: str, stage: str, *, action: str = "assign", reason: str | None = None) -> dict[str, Any]:
         """Point `stage` at `version` (an earlier version is a rollback); history is kept."""
-        if not project.is_valid_name(stage):
-            raise RegistryError(f"stage name {stage!r} is not allowed (letters, digits, '.', '_', '-')")
+        validate_stage(stage)
         if version not in self.versions(name):
             raise RegistryError(self._unknown_version(name, version))
         doc = self.stages_doc(name)
@@ -282,3 +341,16 @@ class Registry:
         folder = Path(self._path(validate_name(name)))
         for leftover in folder.glob(".tmp-*"):
             shutil.rmtree(leftover, ignore_errors=True)
+        for leftover in folder.glob(f".{STAGES_FILE}.*.tmp"):  # an atomic write cut short
+            leftover.unlink(missing_ok=True)
+
+
+def _shared_mode(folder: Path) -> Path:
+    """mkdtemp makes 0700; a version folder should be as readable as any folder the user makes
+    (a team sharing a registry needs to read each other's versions)."""
+    folder.chmod(0o777 & ~current_umask())
+    return folder
+
+
+def _to_stderr(message: str) -> None:
+    print(f"nbops: {message}", file=sys.stderr, flush=True)

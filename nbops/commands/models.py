@@ -99,7 +99,7 @@ def handle_assign(args: argparse.Namespace) -> int:
     if not sep or not selector:
         raise RegistryError(f"{args.ref!r}: give the version to assign as NAME@VERSION, e.g. {name or 'model'}@0.1.0")
     name, version = registry.resolve(args.ref)
-    with registry.lock(name):
+    with registry.lock(name, purpose=f"assign {name} {version} → {args.stage}"):
         entry = registry.assign(name, version, args.stage, action="assign", reason=args.reason)
     tags: list[str] = []
     if args.git_tag:

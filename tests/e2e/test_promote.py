@@ -3,6 +3,7 @@ HTTP and a fresh virtual environment (marked slow)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -57,11 +58,11 @@ def nbops(project, env, *args, check=True):
 
 
 def registry_state(env) -> dict[str, bytes]:
-    """Every file of the registry and its content, lock files aside (they are the lock's, not data)."""
+    """Every file of the registry and its content (lock files included: a finished promotion leaves none)."""
     root = Path(env["NBOPS_REGISTRY"])
     if not root.exists():
         return {}
-    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file() and p.name != ".lock"}
+    return {p.relative_to(root).as_posix(): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
 def refused(result, *fragments):
@@ -106,7 +107,7 @@ def test_dry_run_writes_nothing(project):
     root, env = project
     result = nbops(root, env, "promote", MODEL, "--dry-run")
     assert "dry run" in result.stdout and "✓ parity" in result.stdout
-    assert registry_state(env) == {}
+    assert not Path(env["NBOPS_REGISTRY"]).exists()  # not even a folder
 
 
 def test_failing_threshold_is_refused_and_leaves_registry_unchanged(project):
@@ -116,7 +117,7 @@ def test_failing_threshold_is_refused_and_leaves_registry_unchanged(project):
     set_params(root, {"promote": {"thresholds": {"roc_auc": ">= 0.9999", "recall": ">= 0.3"}}})
     result = nbops(root, env, "promote", MODEL, check=False)
     refused(result, "threshold roc_auc >= 0.9999: roc_auc is", "metrics/evaluate.json")
-    assert registry_state(env) == before
+    assert registry_state(env) == before  # no .lock, no build folder
 
 
 def test_stale_pipeline_is_refused(project):
@@ -124,6 +125,8 @@ def test_stale_pipeline_is_refused(project):
     set_params(root, {"train": {"max_iter": 51}})
     result = nbops(root, env, "promote", MODEL, check=False)
     refused(result, "stage 'train' is not up to date", "run `dvc repro`")
+    # refused by a package gate, so under the registry lock: yet no lock file, no folder stays
+    assert not Path(env["NBOPS_REGISTRY"]).exists()
 
 
 def test_hand_saved_model_is_refused(project):
@@ -199,12 +202,131 @@ def test_tampered_package_is_refused_on_load(project):
     refused(nbops(root, env, "predict", MODEL, "in.csv", check=False), "sha256")
 
 
-def test_concurrent_promotions_get_distinct_versions(project):
+@pytest.mark.timeout(1800)  # minutes on an idle machine; a shared one can be ten times slower
+def test_ten_promotions_at_once_publish_ten_versions_and_say_they_wait(project):
     root, env = project
-    procs = [subprocess.Popen(["nbops", "promote", MODEL, "--json"], cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-             for _ in range(2)]
-    versions = sorted(json.loads(p.communicate()[0])["version"] for p in procs)
-    assert versions == ["0.1.0", "0.2.0"]
+    procs = [subprocess.Popen(["nbops", "promote", MODEL, "--json"], cwd=root, env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(10)]
+    outputs = [p.communicate(timeout=900) for p in procs]
+    for proc, (out, err) in zip(procs, outputs):
+        assert proc.returncode == 0, err
+        assert "Unable to acquire lock" not in err and "Traceback" not in err
+    versions = sorted((json.loads(out)["version"] for out, _ in outputs), key=lambda v: tuple(map(int, v.split("."))))
+    assert versions == [f"0.{i}.0" for i in range(1, 11)]
+    # those that waited said for whom, as it happened: another of these promotions, by pid
+    waits = [line for _, err in outputs for line in err.splitlines() if line.startswith("nbops: waiting for ")]
+    assert waits, "nobody said they were waiting"
+    pids = {str(p.pid) for p in procs}
+    for line in waits:
+        held_by = line.split("): pid ", 1)[1].split()[0]
+        assert held_by in pids and "promote failure-predictor → staging" in line and " UTC (" in line, line
+    assert not list((Path(env["NBOPS_REGISTRY"]) / MODEL).glob(".*"))  # no lock, no build folder left
+
+
+@pytest.mark.timeout(1800)  # minutes on an idle machine; a shared one can be ten times slower
+def test_promotions_killed_at_random_moments_never_stop_the_next_one(project):
+    """SIGKILL a promotion's whole process group at a random moment, 20 times; after each kill a
+    promotion succeeds. The moments are spread over one promotion's duration (stratified random),
+    so kills land in start-up and DVC's status, in the build and the gates under the registry
+    lock, and (rarely: it is brief) in publishing."""
+    import random
+
+    from nbops import promotion
+    from nbops.registry import Registry
+
+    root, env = project
+    registry = Registry(env["NBOPS_REGISTRY"])
+    folder = Path(env["NBOPS_REGISTRY"]) / MODEL
+    dvc_tmp_before = {p.name: p.read_bytes() for p in (root / ".dvc/tmp").iterdir() if p.is_file()}
+    seed = random.randrange(1 << 30)
+    rng = random.Random(seed)
+    started = time.monotonic()
+    nbops(root, env, "promote", MODEL)
+    duration = time.monotonic() - started
+    saved = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)  # the promotions after each kill run in this process: nbops.promote, as in a cell
+    landed = {"before the registry lock": 0, "under the lock (build, gates)": 0, "after publishing": 0}
+    kills = finished_first = 0
+    try:
+        while kills < 20:
+            versions_before = registry.versions(MODEL)
+            delay = (kills + rng.random()) / 20 * duration * 0.95
+            proc = subprocess.Popen(["nbops", "promote", MODEL], cwd=root, env=env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL, start_new_session=True)
+            time.sleep(delay)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            if proc.wait() != -signal.SIGKILL:  # it finished before the kill: not a kill, try again
+                finished_first += 1
+                assert finished_first <= 10, f"promotions kept finishing before the kill (seed {seed})"
+                duration *= 0.8
+                continue
+            kills += 1
+            if any(folder.glob(".tmp-*")):  # the build folder is made as soon as the lock is taken
+                landed["under the lock (build, gates)"] += 1
+            elif registry.versions(MODEL) != versions_before:
+                landed["after publishing"] += 1
+            else:
+                landed["before the registry lock"] += 1
+            result = promotion.promote(MODEL, root=root)
+            assert result.ok and registry.stages(MODEL)["staging"] == result.version == registry.versions(MODEL)[-1]
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+    print(f"20 kills (seed {seed}): {landed}; {time.monotonic() - started:.0f} s")
+    assert landed["before the registry lock"] >= 1 and landed["under the lock (build, gates)"] >= 1, (landed, seed)
+    assert not list(folder.glob(".tmp-*")) and not list(folder.glob(".stages.json.*")) and not (folder / ".lock").exists()
+    # DVC's own files were never touched (no lock taken, no rwlock written), nor git's index lock
+    assert {p.name: p.read_bytes() for p in (root / ".dvc/tmp").iterdir() if p.is_file()} == dvc_tmp_before
+    assert not (root / ".git/index.lock").exists()
+
+
+def test_production_assigns_the_staging_version_holding_the_same_model(project):
+    root, env = project
+    staged = json.loads(nbops(root, env, "promote", MODEL, "--json").stdout)
+    before = registry_state(env)
+    dry = nbops(root, env, "promote", MODEL, "--to", "production", "--dry-run")
+    assert f"dry run: {MODEL} 0.1.0, which holds the same model, would be assigned to production (no new version)" in dry.stdout
+    dry_json = json.loads(nbops(root, env, "promote", MODEL, "--to", "production", "--dry-run", "--json").stdout)
+    assert dry_json["action"] == "assign" and dry_json["version"] == "0.1.0" and dry_json["ok"]
+    assert registry_state(env) == before
+    out = json.loads(nbops(root, env, "promote", MODEL, "--to", "production", "--git-tag", "--json").stdout)
+    assert out["action"] == "assign" and out["version"] == "0.1.0" and out["path"] == staged["path"]
+    assert f"{MODEL}@v0.1.0" in out["tags"] and any(t.startswith(f"{MODEL}#production") for t in out["tags"])
+    listed = json.loads(nbops(root, env, "models", "list", "--json").stdout)
+    assert listed == [{"name": MODEL, "latest": "0.1.0", "versions": ["0.1.0"], "stages": {"staging": "0.1.0", "production": "0.1.0"}}]
+    history = json.loads((Path(env["NBOPS_REGISTRY"]) / MODEL / "stages.json").read_text())["history"]
+    assert [(h["stage"], h["version"]) for h in history] == [("staging", "0.1.0"), ("production", "0.1.0")]
+
+
+def test_production_does_not_take_a_staging_version_with_a_dirty_lineage(project):
+    root, env = project
+    params = (root / "params.yaml").read_text()
+    (root / "params.yaml").write_text(params + "# an uncommitted comment\n")
+    nbops(root, env, "promote", MODEL)
+    (root / "params.yaml").write_text(params)
+    out = json.loads(nbops(root, env, "promote", MODEL, "--to", "production", "--json").stdout)
+    assert out["action"] == "publish" and out["version"] == "0.2.0"
+    assert any("promoted from uncommitted changes" in note for note in out["notes"])
+
+
+def test_registry_versions_respect_the_umask(project):
+    root, env = project
+    out = run(["sh", "-c", f"umask 002 && exec nbops promote {MODEL} --json"], root, env).stdout
+    package = Path(json.loads(out)["path"])
+    for path in [package, *package.rglob("*")]:
+        expected = 0o775 if path.is_dir() else 0o664
+        assert path.stat().st_mode & 0o777 == expected, f"{path}: {oct(path.stat().st_mode & 0o777)}"
+
+
+def test_an_unwritable_registry_is_a_one_line_error(project):
+    root, env = project
+    result = nbops(root, {**env, "NBOPS_REGISTRY": "/proc/nbops-registry"}, "promote", MODEL, check=False)
+    refused(result, "registry /proc/nbops-registry: cannot write", "point NBOPS_REGISTRY")
+    assert result.stderr.count("\n") == 1
 
 
 def test_kill_mid_promotion_leaves_no_half_package(project):
@@ -243,7 +365,8 @@ def test_promote_from_a_notebook_cell_shows_the_card(project):
     nb = nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_code_cell(f"import nbops\nnbops.promote('{MODEL}')"),
         nbformat.v4.new_code_cell(f"%load_ext nbops\n%nbops promote {MODEL} --dry-run"),
-        nbformat.v4.new_code_cell(f"%nbops promote {MODEL} --to production --dry-run --bump major"),
+        nbformat.v4.new_code_cell(f"%nbops promote {MODEL} --dry-run --bump major"),
+        nbformat.v4.new_code_cell(f"%nbops promote {MODEL} --to production --dry-run"),
     ])
     saved = {k: os.environ.get(k) for k in env}
     os.environ.update(env)
@@ -259,6 +382,8 @@ def test_promote_from_a_notebook_cell_shows_the_card(project):
     assert "text/html" in first and "promoted</span> to <b>staging</b> as version <b>0.1.0</b>" in first["text/html"]
     assert "would be promoted" in nb.cells[1].outputs[-1]["data"]["text/html"]
     assert "1.0.0" in nb.cells[2].outputs[-1]["data"]["text/html"]
+    # production would take staging's version, which holds the same model
+    assert "would be assigned</span> to <b>production</b> as version <b>0.1.0</b>" in nb.cells[3].outputs[-1]["data"]["text/html"]
     assert json.loads(nbops(root, env, "models", "list", "--json").stdout)[0]["versions"] == ["0.1.0"]
 
 

@@ -1,5 +1,6 @@
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -101,3 +102,146 @@ def test_concurrent_writers_get_distinct_versions(tmp_path):
     procs = [subprocess.Popen([sys.executable, "-c", code, str(tmp_path / "reg")]) for _ in range(4)]
     assert all(p.wait() == 0 for p in procs)
     assert Registry(tmp_path / "reg").versions("m") == [f"0.{i}.0" for i in range(1, 21)]
+
+
+# --- strict names ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["model\n", "model\r\n", "mod\nel"])
+def test_a_name_with_a_line_break_is_refused(tmp_path, name):
+    registry = Registry(tmp_path / "reg")
+    with pytest.raises(RegistryError, match="not allowed") as refused:
+        registry.versions(name)
+    assert "\n" not in str(refused.value)
+    publish(registry, "m")
+    with pytest.raises(RegistryError, match="stage name .* is not allowed"):
+        registry.assign("m", "0.1.0", name)
+    assert registry.stages("m") == {}
+
+
+@pytest.mark.parametrize("stage", ["0.1.0", "v0.1.0", "10.20.30"])
+def test_a_stage_named_like_a_version_is_refused(tmp_path, stage):
+    registry = Registry(tmp_path / "reg")
+    publish(registry, "m")
+    with pytest.raises(RegistryError, match=rf"stage name '{stage}' looks like a version: NAME@{stage} always means the version"):
+        registry.assign("m", "0.1.0", stage)
+    registry.assign("m", "0.1.0", "canary")  # a word is fine, and reachable
+    assert registry.resolve("m@canary") == ("m", "0.1.0") and registry.stages("m") == {"canary": "0.1.0"}
+
+
+def test_a_version_with_a_trailing_newline_is_not_a_version(tmp_path):
+    registry = Registry(tmp_path / "reg")
+    publish(registry, "m")
+    with pytest.raises(RegistryError, match="not of the form"):
+        parse_version("0.1.0\n")
+    with pytest.raises(RegistryError, match="no version in stage"):
+        registry.resolve("m@0.1.0\n")
+
+
+def test_a_300_character_name_gets_a_one_line_error(tmp_path, capsys):
+    from nbops import cli
+
+    long_name = "m" * 300
+    with pytest.raises(RegistryError, match=r"model name 'm{20}'… \(300 characters\) is too long: at most 100 characters"):
+        Registry(tmp_path / "reg").versions(long_name)
+    # through the command line: one line on stderr, no traceback, exit status 1
+    assert cli.main(["promote", long_name, "--registry", str(tmp_path / "reg")]) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "too long" in err and "Traceback" not in err
+    assert not (tmp_path / "reg").exists()
+
+
+def test_a_registry_that_cannot_be_created_gets_a_clear_error(tmp_path):
+    registry = Registry("/proc/nbops-registry")
+    with pytest.raises(RegistryError, match=r"registry /proc/nbops-registry: cannot write /proc/nbops-registry.*point NBOPS_REGISTRY"):
+        with registry.lock("m"):
+            pass
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the registry's folder should be")
+    with pytest.raises(RegistryError, match="cannot write"):
+        Registry(blocker / "reg").build_dir("m")
+
+
+# --- permissions -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("umask, folder_mode, file_mode", [(0o002, 0o775, 0o664), (0o022, 0o755, 0o644), (0o077, 0o700, 0o600)])
+def test_version_folders_respect_the_umask(tmp_path, umask, folder_mode, file_mode):
+    old = os.umask(umask)
+    try:
+        registry = Registry(tmp_path / "reg")
+        publish(registry, "m")
+        registry.assign("m", "0.1.0", "staging")
+    finally:
+        os.umask(old)
+    version = tmp_path / "reg/m/0.1.0"
+    assert version.stat().st_mode & 0o777 == folder_mode
+    for file in [version / "manifest.json", version / ".complete", tmp_path / "reg/m/stages.json"]:
+        assert file.stat().st_mode & 0o777 == file_mode, file
+
+
+# --- the lock ----------------------------------------------------------------------------------
+
+
+def test_the_lock_leaves_no_file_in_the_registry(tmp_path):
+    registry = Registry(tmp_path / "reg")
+    with pytest.raises(RuntimeError):
+        with registry.lock("m"):
+            assert (tmp_path / "reg/m/.lock").exists()
+            raise RuntimeError("a refused promotion")
+    assert not (tmp_path / "reg").exists()  # created for the promotion, removed with it
+    publish(registry, "m")
+    with registry.lock("m"):
+        pass
+    assert sorted(p.name for p in (tmp_path / "reg/m").iterdir()) == ["0.1.0"]
+
+
+HOLD = (
+    "import sys, time\n"
+    "from nbops.registry import Registry\n"
+    "with Registry(sys.argv[1]).lock('m', purpose='promote m → staging'):\n"
+    "    print('held', flush=True)\n"
+    "    time.sleep(float(sys.argv[2]))\n"
+)
+
+
+def test_a_waiter_says_who_holds_the_lock_and_since_when(tmp_path):
+    import socket
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "reg"), "60"], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline() == "held\n"
+        said: list[str] = []
+        with pytest.raises(RegistryError) as timed_out:
+            with Registry(tmp_path / "reg").lock("m", on_wait=said.append, timeout=1.5):
+                pass
+    finally:
+        holder.kill()
+        holder.wait()
+    assert said, "the waiter said nothing while it waited"
+    for line in (said[0], str(timed_out.value)):
+        assert f"pid {holder.pid} on host {socket.gethostname()} since " in line and "UTC" in line, line
+        assert "promote m → staging" in line and "\n" not in line
+    assert said[0].startswith(f"waiting for {tmp_path / 'reg/m/.lock'}")
+    assert re.search(r"another writer of 'm' held the lock for all of \d+ s: pid", str(timed_out.value))
+
+
+def test_a_killed_holder_frees_the_lock_at_once(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "reg"), "60"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    holder.kill()  # SIGKILL: no cleanup ran, its lock file and description stay behind
+    holder.wait()
+    assert (tmp_path / "reg/m/.lock").exists()
+    said: list[str] = []
+    with Registry(tmp_path / "reg").lock("m", on_wait=said.append, timeout=5):
+        pass
+    assert said == [] and not (tmp_path / "reg/m/.lock").exists()
+
+
+def test_a_waiter_takes_the_lock_when_the_holder_releases_it(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", HOLD, str(tmp_path / "reg"), "1.5"], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline() == "held\n"
+    said: list[str] = []
+    with Registry(tmp_path / "reg").lock("m", on_wait=said.append, timeout=60):
+        assert holder.wait(5) == 0  # it released the lock on its way out
+    assert len(said) == 1 and f"pid {holder.pid}" in said[0]
