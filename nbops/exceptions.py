@@ -6,12 +6,14 @@
     ├── ParamsError (ValueError)      params.yaml syntax, unknown names, wrong types
     ├── NotebookError                 unreadable notebook, no `parameters` cell
     ├── ExecutionError                a cell raised; carries papermill's fields
-    │   └── KernelDiedError           the kernel process died mid-cell
+    │   ├── KernelDiedError           the kernel process died mid-cell
+    │   └── RunStoppedError           a time limit, SIGTERM, SIGHUP or Ctrl-C stopped the run
     ├── RecordError                   bad arguments to log_metric / log_plot / save_model
     ├── ModelFileError                a model file that fails its hash or its type check
     ├── PromotionError                gates refused a promotion; carries every failure
     ├── RegistryError                 unknown model or version, bad names, lock timeouts
-    └── ServeError                    server configuration problems
+    ├── ServeError                    server configuration problems
+    └── MissingExtraError (ImportError)  an optional dependency is not installed; names the extra
 
 `cli.main` prints `str(error)` of an NbopsError without a traceback (NBOPS_DEBUG=1 shows it).
 This module imports nothing of nbops: everything else may import it.
@@ -72,6 +74,18 @@ class KernelDiedError(ExecutionError):
     """The kernel process exited while a cell was running (crash, os._exit, out of memory)."""
 
 
+class RunStoppedError(ExecutionError):
+    """The run was stopped from outside or by its time limit; the kernel's processes were
+    stopped and what the run recorded removed. `reason` is "timeout" or the signal's name;
+    the exit code is 128 + the signal's number, as a shell reports a signalled command."""
+
+    def __init__(self, message: str, *, reason: str, signum: int | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.reason = reason
+        if signum is not None:
+            self.exit_code = 128 + signum
+
+
 class RecordError(ValueError, NbopsError):
     """A recording call (log_metric, log_plot, save_model) got arguments it cannot record."""
 
@@ -95,3 +109,7 @@ class RegistryError(NbopsError):
 
 class ServeError(NbopsError):
     """The model server cannot start as configured."""
+
+
+class MissingExtraError(ImportError, NbopsError):
+    """An optional dependency is not installed; the message says which extra installs it."""

@@ -254,7 +254,7 @@ def parse_run_cmd(cmd: Any) -> tuple[str, str] | None:
                     continue
                 if rest[j].startswith("--stage="):
                     section = rest[j].split("=", 1)[1]
-                elif rest[j] in ("-p", "--param", "-o", "--output", "--kernel"):
+                elif rest[j] in ("-p", "--param", "-o", "--output", "--kernel", "--timeout", "--start-timeout"):
                     j += 2
                     continue
                 elif not rest[j].startswith("-") and notebook is None:
