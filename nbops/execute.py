@@ -58,7 +58,7 @@ def run_notebook(
     """Execute `notebook` with the params.yaml section of `stage` (default: the notebook's stem).
 
     `parameters` override params.yaml values (the CLI's `-p`); both are checked against the
-    notebook's `parameters` cell. `timeout` (the whole run) and `start_timeout` (the kernel's
+    notebook's `parameters` cell. `timeout` (the cells, first to last) and `start_timeout` (the kernel's
     start-up) override params.yaml's `nbops:` settings (see supervise.py). Raises
     ParamsError/NotebookError/ProjectError before anything runs; ExecutionError
     (KernelDiedError, RunStoppedError) after writing the partial report when a cell fails, the
@@ -81,7 +81,7 @@ def run_notebook(
             f"stage name '{stage}' is reserved: params.yaml's `{stage}:` section holds nbops' own settings; pass --stage NAME"
         )
 
-    nb = params_mod.load_notebook(nb_abs)  # a jupytext text notebook (.py) runs exactly as read here
+    nb = params_mod.load_notebook(notebook)  # a jupytext text notebook (.py) runs exactly as read here
     params_file = root_path / project.PARAMS_FILE
     loaded = params_mod.load_params(params_file, shown=project.relpath(params_file, Path.cwd()))
     values = resolve_parameters(nb_abs, stage, root_path, parameters or {}, shown=shown, nb=nb, params=loaded)
@@ -213,17 +213,21 @@ def _check_writable(report: Path) -> None:
         raise ProjectError(
             f"{shown}: cannot create the report's folder {folder}/ ({exc.strerror}); make its parent writable or pass -o PATH"
         ) from None
-    try:
+    try:  # the folder: the report is replaced atomically, through a temporary file beside it
+        fd, probe = tempfile.mkstemp(prefix=".nbops-probe-", dir=report.parent)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise ProjectError(
+            f"{shown}: cannot write into {folder}/ ({exc.strerror}); make it writable (chmod u+w {folder}) or pass -o PATH"
+        ) from None
+    try:  # a report made read-only on purpose is not silently replaced
         if report.exists():
             os.close(os.open(report, os.O_WRONLY))
-        else:
-            fd, probe = tempfile.mkstemp(prefix=".nbops-probe-", dir=report.parent)
-            os.close(fd)
-            os.unlink(probe)
     except OSError as exc:
-        what = f"the report {shown}" if report.exists() else f"into {folder}/"
-        fix = f"chmod u+w {shown}" if report.exists() else f"chmod u+w {folder}"
-        raise ProjectError(f"{shown}: cannot write {what} ({exc.strerror}); make it writable ({fix}) or pass -o PATH") from None
+        raise ProjectError(
+            f"{shown}: cannot write the report {shown} ({exc.strerror}); make it writable (chmod u+w {shown}) or pass -o PATH"
+        ) from None
 
 
 def _new_journal(root: Path, stage: str) -> str:
@@ -321,6 +325,7 @@ def _execute(
 
     def on_cell(cell: Any, cell_index: int) -> None:
         started["cell"] = True
+        supervisor.start_clock()
         on_cell_execute(cell, cell_index)
 
     quiet_log = _DropKernelDied()
@@ -381,11 +386,13 @@ def _execute(
 
 
 class _DropKernelDied(logging.Filter):
-    """nbclient logs "Kernel died while waiting for execute reply." through papermill's logger;
-    the run reports the death (or the stop that caused it) itself, in one line."""
+    """nbclient logs "Kernel died while waiting for execute reply." and "Error occurred while
+    starting new kernel client" through papermill's logger; the run reports the death, the stop
+    that caused it or the failed start itself, in one line."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return "Kernel died" not in record.getMessage()
+        message = record.getMessage()
+        return "Kernel died" not in message and "starting new kernel client" not in message
 
 
 def _kernelspec_name(nb: dict[str, Any]) -> str:

@@ -182,29 +182,22 @@ class GitState:
     dirty_paths: list[str]
 
 
+def git(root: Path, *args: str, input: bytes | None = None, text: bool = True) -> subprocess.CompletedProcess[Any]:
+    """Run `git ARGS` in `root`, capturing its output (bytes with `text=False`)."""
+    return subprocess.run(["git", *args], cwd=root, input=input, capture_output=True, text=text)
+
+
 def git_state(root: Path, paths: list[str]) -> GitState:
     """The HEAD commit and whether `paths` (files or folders) differ from it."""
-    def git(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-
-    head = git("rev-parse", "HEAD")
+    head = git(root, "rev-parse", "HEAD")
     commit = head.stdout.strip() if head.returncode == 0 else None
-    existing = [p for p in paths if (root / p).exists() or git("ls-files", "--error-unmatch", p).returncode == 0]
+    existing = [p for p in paths if (root / p).exists() or git(root, "ls-files", "--error-unmatch", p).returncode == 0]
     if commit is None:
         return GitState(None, True, existing or ["(no commit yet)"])
-    status = git("status", "--porcelain", "--untracked-files=all", "--", *existing) if existing else None
+    status = git(root, "status", "--porcelain", "--untracked-files=all", "--", *existing) if existing else None
     dirty_paths = [line[3:] for line in status.stdout.splitlines()] if status and status.returncode == 0 else []
     return GitState(commit, bool(dirty_paths), dirty_paths)
 
 
 def is_git_repo(root: Path) -> bool:
-    return (root / ".git").exists() or subprocess.run(
-        ["git", "rev-parse", "--git-dir"], cwd=root, capture_output=True
-    ).returncode == 0
-
-
-def relpath(path: str | os.PathLike[str], root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
+    return (root / ".git").exists() or git(root, "rev-parse", "--git-dir").returncode == 0

@@ -4,7 +4,7 @@ A run has two limits, set in params.yaml's `nbops:` section (nbops' own settings
 injected into a notebook) or on the command line (`--timeout`, `--start-timeout`):
 
     nbops:
-      timeout: 1h          # a stage's whole run, kernel start to last cell (default: no limit)
+      timeout: 1h          # a stage's cells, first to last (default: no limit)
       start_timeout: 60    # the kernel's start-up (default: 60 s, as papermill)
       stages:
         train:
@@ -162,11 +162,17 @@ class Supervisor:
             for signum in STOP_SIGNALS:
                 with contextlib.suppress(ValueError, OSError):
                     self._saved[signum] = signal.signal(signum, self._on_signal)
-        if self.timeout is not None:
+        return self
+
+    def start_clock(self) -> None:
+        """Start counting the time limit (once, when the first cell starts: the kernel's start-up
+        has its own limit, which nbclient enforces)."""
+        with self._lock:
+            if self.timeout is None or self._timer is not None:
+                return
             self._timer = threading.Timer(self.timeout, self._stop, args=("timeout",))
             self._timer.daemon = True
             self._timer.start()
-        return self
 
     def __exit__(self, *exc: object) -> None:
         if self._timer is not None:

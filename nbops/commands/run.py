@@ -26,7 +26,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     parser.add_argument(
         "--timeout", metavar="DURATION",
-        help="stop the run when it takes longer (seconds, or 90s / 15m / 2h; default: params.yaml nbops.timeout, else none)",
+        help="stop the run when its cells take longer (seconds, or 90s / 15m / 2h; default: params.yaml nbops.timeout, else none)",
     )
     parser.add_argument(
         "--start-timeout", metavar="DURATION",
