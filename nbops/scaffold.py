@@ -56,6 +56,11 @@ PROMOTE_SECTION = """
 promote:
   thresholds:
     roc_auc: ">= 0.8"
+
+# nbops' own settings, not notebook parameters: a stage whose cells run longer than `timeout`
+# fails like a failed cell (named, its outputs removed) instead of hanging `dvc repro` and CI.
+nbops:
+  timeout: 1h
 """
 #: Notebook fields the nbstripout filter also drops from what git stores: they change when a
 #: notebook is merely opened, run or saved elsewhere (language version, jupytext's filters, UI state).

@@ -139,3 +139,14 @@ def test_promotion_tools_missing_say_how_to_install_them(registry, env, tmp_path
     before = (registry / "m/stages.json").read_text()
     one_line(run(without(absent, *args), tmp_path, env, check=False, timeout=120), message)
     assert (registry / "m/stages.json").read_text() == before  # nothing was assigned or promoted
+
+
+def test_a_package_that_cannot_be_loaded_is_one_line(registry, tmp_path):
+    broken = tmp_path / "registry"
+    shutil.copytree(registry, broken)
+    (broken / "m/0.1.0/model.skops").unlink()
+    (broken / "m/0.1.0/model.skops").mkdir()  # unreadable as a file: an OSError inside the load
+    env = command_env(tmp_path, {"NBOPS_REGISTRY": str(broken)})
+    result = run(["nbops", "serve", "m", "--port", "0"], tmp_path, env, check=False, timeout=120)
+    assert result.returncode == 1 and result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("nbops: error: ") and "model.skops" in result.stderr and "Traceback" not in result.stderr
