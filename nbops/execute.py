@@ -367,9 +367,10 @@ def _execute(
                 raise
             # nbclient's start-up wait: "Kernel didn't respond in 60 seconds", "Kernel died before replying"
             supervisor.stop_kernel()
+            report.unlink(missing_ok=True)  # papermill's copy of the notebook, not a single cell run
             if "respond" in str(exc):
-                problem = (f"did not start within {supervise.describe(limits.start_timeout)} "
-                           f"(the start-up limit, set by {limits.start_timeout_origin}: params.yaml nbops.start_timeout or --start-timeout)")
+                problem = (f"did not start within {supervise.describe(limits.start_timeout)} (set by "
+                           f"{limits.start_timeout_origin}; raise it with --start-timeout or params.yaml's nbops.start_timeout)")
             else:
                 problem = "exited while starting"
             raise ExecutionError(

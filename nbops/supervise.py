@@ -113,7 +113,7 @@ def read_limits(
         elif key in section:
             found[key] = (parse_duration(section[key], ""), f"{filename}: {SETTINGS_SECTION}.{key}")
     run_limit, run_origin = found.get("timeout", (None, ""))
-    start_limit, start_origin = found.get("start_timeout", (DEFAULT_START_TIMEOUT, "the default"))
+    start_limit, start_origin = found.get("start_timeout", (DEFAULT_START_TIMEOUT, "default"))
     return Limits(run_limit, start_limit or DEFAULT_START_TIMEOUT, run_origin, start_origin)
 
 

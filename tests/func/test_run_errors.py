@@ -289,7 +289,7 @@ def test_a_kernel_that_never_starts_times_out(nb_project, env, tmp_path):
         while alive(pid) and time.time() < deadline:
             time.sleep(0.05)
         assert not alive(pid)
-    assert not (nb_project / ".nbops").exists()
+    assert not (nb_project / ".nbops").exists() and not (nb_project / "reports/typed_parameters.ipynb").exists()
 
 
 def test_a_successful_run_leaves_no_process_behind(nb_project, env):
