@@ -10,7 +10,8 @@ injected into a notebook) or on the command line (`--timeout`, `--start-timeout`
         train:
           timeout: 2h      # one stage's own limit
 
-A duration is a number of seconds or a number with `s`, `m` or `h`. When the time limit
+A duration is a number of seconds or a number with `s`, `m` or `h`; `null` is no limit (a
+stage's own `timeout: null` lifts the section's). When the time limit
 expires, or SIGTERM (CI, `timeout`), SIGHUP or Ctrl-C reaches `nbops run`, the `Supervisor`
 kills the kernel's process group — the kernel and every process a cell started — and the run
 ends as a failed cell does (execute.py names the cell, keeps the partial report and removes
@@ -49,14 +50,19 @@ class Limits:
     start_timeout_origin: str = ""
 
 
-def parse_duration(value: Any, where: str) -> float:
-    """Seconds from `90`, `2.5`, `"90s"`, `"15m"` or `"2h"`; SettingsError naming `where` otherwise."""
+def parse_duration(value: Any, where: str) -> float | None:
+    """Seconds from `90`, `2.5`, `"90s"`, `"15m"` or `"2h"`; None (no limit) from `null` or
+    `none`; SettingsError naming `where` otherwise."""
+    if value is None or (isinstance(value, str) and value.strip().lower() == "none"):
+        return None
     if isinstance(value, (int, float)) and not isinstance(value, bool) and value > 0:
         return float(value)
     match = _DURATION.match(value) if isinstance(value, str) else None
     if match and float(match.group(1)) > 0:
         return float(match.group(1)) * _UNITS[match.group(2)]
-    raise SettingsError(f"{where} is {value!r}; write a positive number of seconds or a duration such as 90s, 15m or 2h")
+    raise SettingsError(
+        f"{where} is {value!r}; write a positive number of seconds or a duration such as 90s, 15m or 2h (null: no limit)"
+    )
 
 
 def settings_problems(params: dict[str, Any], filename: str = "params.yaml") -> list[tuple[tuple[str, ...], str]]:
@@ -113,8 +119,10 @@ def read_limits(
         elif key in section:
             found[key] = (parse_duration(section[key], ""), f"{filename}: {SETTINGS_SECTION}.{key}")
     run_limit, run_origin = found.get("timeout", (None, ""))
-    start_limit, start_origin = found.get("start_timeout", (DEFAULT_START_TIMEOUT, "default"))
-    return Limits(run_limit, start_limit or DEFAULT_START_TIMEOUT, run_origin, start_origin)
+    start_limit, start_origin = found.get("start_timeout", (None, ""))
+    if start_limit is None:
+        start_limit, start_origin = DEFAULT_START_TIMEOUT, "default"
+    return Limits(run_limit, start_limit, run_origin, start_origin)
 
 
 def describe(seconds: float) -> str:
