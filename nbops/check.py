@@ -3,7 +3,13 @@ starting a kernel.
 
 Each finding names the file (and line), the stage or parameter, and the fix:
 
+    bad-stage               a stage that is not a mapping with a `cmd` (a string)    error
     no-parameters-cell      a stage notebook has no cell tagged `parameters`        error
+    several-parameters-cells  two cells are tagged `parameters` (the second would
+                            override the injected values)                           error
+    param-empty             a params.yaml value left empty (`n:`) for a typed default error
+    bad-setting             a bad value in params.yaml's `nbops:` section (timeouts)  error
+    reserved-stage-name     a stage named `nbops` (the settings section's name)      error
     unknown-param           params.yaml sets a name the notebook does not define     error
     param-not-tracked       the notebook defines a parameter the stage's `params:`
                             does not list (DVC would not re-run the stage)           error
@@ -26,13 +32,12 @@ Each finding names the file (and line), the stage or parameter, and the fix:
 from __future__ import annotations
 
 import os
-import subprocess
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
 from . import params as params_mod
-from . import project
+from . import project, supervise
 from .exceptions import NbopsError, ProjectError
 
 ERROR = "error"
@@ -117,6 +122,9 @@ class _Lines:
 
 def check_project(root: str | os.PathLike[str] | None = None) -> CheckResult:
     """Lint the project at `root` (default: the one around the working directory)."""
+    if root is not None and not Path(root).is_dir():
+        what = "is a file, not a folder" if Path(root).exists() else "no such folder"
+        raise ProjectError(f"{root}: {what}; give the project folder (the one holding dvc.yaml), or no argument for the current one")
     root_path = Path(root).resolve() if root else project.find_root()
     if root_path is None:
         raise ProjectError("no project here (no dvc.yaml, params.yaml or .dvc above the working directory); run `nbops init`")
@@ -126,28 +134,54 @@ def check_project(root: str | os.PathLike[str] | None = None) -> CheckResult:
         findings.append(Finding("no-pipeline", ERROR, project.DVC_FILE, None, None,
                                 "no dvc.yaml: add a stage per notebook with `nbops stage add notebooks/NAME.ipynb`"))
         return CheckResult(root_path, [], findings + _outputs_committed(root_path, set()))
-    dvc_text = dvc_file.read_text(encoding="utf-8")
+    dvc_text = params_mod.read_text(dvc_file, project.DVC_FILE)
     dvc = params_mod.parse_yaml(dvc_text, project.DVC_FILE)
     dvc_lines = _Lines(dvc_text)
     params_file = root_path / project.PARAMS_FILE
-    params_text = params_file.read_text(encoding="utf-8") if params_file.exists() else ""
+    params_text = params_mod.read_text(params_file, project.PARAMS_FILE) if params_file.exists() else ""
     params = params_mod.parse_yaml(params_text, project.PARAMS_FILE) if params_text else {}
+    empty = params_mod.empty_values(params_text) if params_text else set()
     params_lines = _Lines(params_text)
+    findings += _check_settings(params, params_lines)
 
     stages = dvc.get("stages") or {}
+    if not isinstance(stages, dict):
+        findings.append(Finding("bad-stage", ERROR, project.DVC_FILE, dvc_lines.of("stages"), None,
+                                f"'stages' must map stage names to stages (`train:` then `cmd: ...` under it), "
+                                f"not a {type(stages).__name__}; `nbops stage add notebooks/NAME.ipynb` writes one"))
+        stages = {}
     outs: set[str] = set()
     names: list[str] = []
     for name, spec in stages.items():
-        if not isinstance(spec, dict):
-            continue
         names.append(str(name))
+        if not isinstance(spec, dict) or "cmd" not in spec and not ("foreach" in spec or "matrix" in spec):
+            written = f"a {type(spec).__name__}" if not isinstance(spec, dict) else "a mapping without `cmd`"
+            findings.append(Finding(
+                "bad-stage", ERROR, project.DVC_FILE, dvc_lines.of("stages", name), str(name),
+                f"stage '{name}' is {written}, which DVC refuses: a stage is a mapping with `cmd:` (and deps, params, "
+                f"outs); write it so, or let `nbops stage add NOTEBOOK --name {name}` write it",
+            ))
+            continue
+        if str(name) == supervise.SETTINGS_SECTION:
+            findings.append(Finding(
+                "reserved-stage-name", ERROR, project.DVC_FILE, dvc_lines.of("stages", name), str(name),
+                f"stage '{name}' has the name of params.yaml's `{name}:` section, which holds nbops' own settings; rename the stage",
+            ))
         for key in ("outs", "metrics", "plots"):
             outs.update(p for p in map(_entry_path, spec.get(key) or []) if p)
         if "foreach" in spec or "matrix" in spec:
             continue  # templated stages: DVC resolves them; nothing of ours to check
-        findings += _check_stage(root_path, str(name), spec, params, dvc_lines, params_lines)
+        findings += _check_stage(root_path, str(name), spec, params, empty, dvc_lines, params_lines)
     findings += _outputs_committed(root_path, outs)
     return CheckResult(root_path, names, findings)
+
+
+def _check_settings(params: dict[str, Any], params_lines: _Lines) -> list[Finding]:
+    return [
+        Finding("bad-setting", ERROR, project.PARAMS_FILE, params_lines.of(*path), None,
+                message.removeprefix(f"{project.PARAMS_FILE}: "))
+        for path, message in supervise.settings_problems(params, project.PARAMS_FILE)
+    ]
 
 
 def _entry_path(entry: Any) -> str | None:
@@ -157,7 +191,8 @@ def _entry_path(entry: Any) -> str | None:
 
 
 def _check_stage(
-    root: Path, name: str, spec: dict[str, Any], params: dict[str, Any], dvc_lines: _Lines, params_lines: _Lines
+    root: Path, name: str, spec: dict[str, Any], params: dict[str, Any], empty: set[tuple[str, str]],
+    dvc_lines: _Lines, params_lines: _Lines,
 ) -> list[Finding]:
     from .stages import direct_runner, paired_forms, parse_run_cmd, scan_recording
 
@@ -187,7 +222,7 @@ def _check_stage(
         add("notebook-missing", ERROR, f"stage '{name}' runs {notebook}, which does not exist; fix the path in cmd", line=cmd_line)
         return found
     forms = paired_forms(nb_path.resolve())
-    form_paths = {_rel(p, root) for p in forms.values()} | {notebook}
+    form_paths = {project.relpath(p, root) for p in forms.values()} | {notebook}
     if notebook not in deps:
         other = [d for d in deps if d in form_paths]
         how = (f"it depends on {other[0]} instead" if other else "it is not among its deps")
@@ -197,7 +232,7 @@ def _check_stage(
             line=dvc_lines.of("stages", name, "deps") or stage_line)
     for dep in deps:
         if dep in form_paths and dep.endswith(".ipynb"):
-            hint = (f"depend on its paired script {_rel(forms['.py'], root)} instead" if ".py" in forms else
+            hint = (f"depend on its paired script {project.relpath(forms['.py'], root)} instead" if ".py" in forms else
                     "pair it with a percent script (a jupytext.toml with `formats = \"ipynb,py:percent\"`) and depend on the .py")
             add("stale-on-save", WARNING,
                 f"stage '{name}' depends on {dep}, which JupyterLab rewrites with new outputs on every save, making the stage "
@@ -209,13 +244,14 @@ def _check_stage(
     except NbopsError as exc:
         add("notebook-unreadable", ERROR, str(exc), path=notebook, line=None)
         return found
-    if ".ipynb" in forms and notebook != _rel(forms[".ipynb"], root) and forms[".ipynb"].exists():
+    if ".ipynb" in forms and notebook != project.relpath(forms[".ipynb"], root) and forms[".ipynb"].exists():
         found += _pair_in_sync(root, name, notebook, forms[".ipynb"], nb)
 
     try:
         cell = params_mod.find_parameters_cell(nb, notebook)
     except NbopsError as exc:
-        add("no-parameters-cell", ERROR, str(exc), path=notebook, line=None)
+        several = len(params_mod.parameters_cells(nb)) > 1
+        add("several-parameters-cells" if several else "no-parameters-cell", ERROR, str(exc), path=notebook, line=None)
         return found
     section_values = params.get(section) if isinstance(params.get(section), dict) else {}
     entries = _listed_params(spec.get("params"))
@@ -226,7 +262,7 @@ def _check_stage(
             path=notebook, line=None)
     else:
         found += _check_params(root, name, notebook, section, cell.parameters, section_values, entries,
-                               dvc_lines, params_lines, add)
+                               dvc_lines, params_lines, add, {key for sect, key in empty if sect == section})
     found += _check_recorded(name, notebook, section, spec, scan_recording(nb), dvc_lines, stage_line)
     found += _absolute_paths_in_report(root, name, section)
     return found
@@ -257,13 +293,6 @@ def _name_flag(name: str, notebook: str) -> str:
     return "" if name == Path(notebook).stem else f" --name {name}"
 
 
-def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
-
-
 def _listed_params(entries: Any) -> list[str]:
     """Keys of params.yaml a stage's `params:` lists (`- train.seed`, `- params.yaml: [...]`)."""
     listed: list[str] = []
@@ -292,7 +321,7 @@ def _same_value(a: Any, b: Any) -> bool:
 
 def _check_params(
     root: Path, name: str, notebook: str, section: str, defined: dict[str, params_mod.Parameter],
-    values: dict[str, Any], listed: list[str], dvc_lines: _Lines, params_lines: _Lines, add: Any,
+    values: dict[str, Any], listed: list[str], dvc_lines: _Lines, params_lines: _Lines, add: Any, empty: set[str],
 ) -> list[Finding]:
     import difflib
 
@@ -321,7 +350,13 @@ def _check_params(
             continue
         value = values[pname]
         line = params_lines.of(section, pname)
-        if not params_mod.fits(parameter.default, value):
+        if pname in empty and value is None and params_mod.empty_refused(parameter):
+            found.append(Finding(
+                "param-empty", ERROR, project.PARAMS_FILE, line, name,
+                f"{key} has no value but {notebook} expects {params_mod.type_name(parameter.default)} "
+                f"(its default is {parameter.source}); write the value, or `null` if you mean None",
+            ))
+        elif not params_mod.fits(parameter.default, value):
             found.append(Finding(
                 "param-type", ERROR, project.PARAMS_FILE, line, name,
                 f"{key} is {value!r} ({params_mod.type_name(value)}) but {notebook} expects "
@@ -390,7 +425,7 @@ def _pair_in_sync(root: Path, name: str, notebook: str, ipynb: Path, nb: dict[st
 
     if code(paired) == code(nb):
         return []
-    shown = _rel(ipynb, root)
+    shown = project.relpath(ipynb, root)
     return [Finding(
         "pair-out-of-sync", WARNING, shown, None, name,
         f"{shown} and {notebook} hold different code; stage '{name}' runs {notebook}: bring them together "
@@ -403,13 +438,12 @@ def _outputs_committed(root: Path, outs: Iterable[str]) -> list[Finding]:
     as reports are DVC's and skipped."""
     import json
 
-    def git(*args: str, data: bytes | None = None) -> subprocess.CompletedProcess[bytes]:
-        return subprocess.run(["git", *args], cwd=root, input=data, capture_output=True)
+    from .pipeline import git
 
-    listed = git("ls-files", "-z", "--cached", "--", "*.ipynb")
+    listed = git(root, "ls-files", "-z", "--cached", "--", "*.ipynb", text=False)
     if listed.returncode != 0:
         return []  # not a git repository: nothing is committed
-    prefix = git("rev-parse", "--show-prefix").stdout.decode().strip()
+    prefix = git(root, "rev-parse", "--show-prefix").stdout.strip()
     outs = {o.rstrip("/") for o in outs}
     paths = []
     for raw in listed.stdout.decode("utf-8", "replace").split("\0"):
@@ -421,7 +455,7 @@ def _outputs_committed(root: Path, outs: Iterable[str]) -> list[Finding]:
     if not paths:
         return []
     request = "".join(f":{prefix}{p}\n" for p in paths).encode()
-    batch = git("cat-file", "--batch", data=request)
+    batch = git(root, "cat-file", "--batch", input=request, text=False)
     if batch.returncode != 0:
         return []
     found = []

@@ -6,8 +6,10 @@ codes; known errors (NbopsError) print one line without a traceback (NBOPS_DEBUG
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
+import signal
 import sys
 from typing import Sequence
 
@@ -56,6 +58,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("nbops: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader of our output went away (`nbops predict ... | head`): stop quietly, as a
+        # shell tool killed by SIGPIPE does, and keep Python from failing to flush stdout at exit.
+        with contextlib.suppress(OSError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 128 + signal.SIGPIPE
+    except OSError as exc:
+        if os.environ.get("NBOPS_DEBUG"):
+            raise
+        # A file or socket error no command foresaw: still one line, naming what it concerns.
+        where = f"{exc.filename}: " if exc.filename else ""
+        print(f"nbops: error: {where}{exc.strerror or exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -6,14 +6,16 @@
     ├── ParamsError (ValueError)      params.yaml syntax, unknown names, wrong types
     ├── NotebookError                 unreadable notebook, no `parameters` cell
     ├── ExecutionError                a cell raised; carries papermill's fields
-    │   └── KernelDiedError           the kernel process died mid-cell
+    │   ├── KernelDiedError           the kernel process died mid-cell
+    │   └── RunStoppedError           a time limit, SIGTERM, SIGHUP or Ctrl-C stopped the run
     ├── RecordError                   bad arguments to log_metric / log_plot / save_model
     ├── ChecksFailed                  data checks found bad rows (log_checks); the stage stops
     ├── ModelFileError                a model file that fails its hash or its type check
     ├── PromotionError                gates refused a promotion; carries every failure
     ├── RegistryError                 unknown model or version, bad names, lock timeouts
     ├── ServeError                    server configuration problems
-    └── MonitorError                  `nbops monitor` input it cannot read: capture, data, labels, profile
+    ├── MonitorError                  `nbops monitor` input it cannot read: capture, data, labels, profile
+    └── MissingExtraError (ImportError)  an optional dependency is not installed; names the extra
 
 `cli.main` prints `str(error)` of an NbopsError without a traceback (NBOPS_DEBUG=1 shows it).
 This module imports nothing of nbops: everything else may import it.
@@ -74,6 +76,18 @@ class KernelDiedError(ExecutionError):
     """The kernel process exited while a cell was running (crash, os._exit, out of memory)."""
 
 
+class RunStoppedError(ExecutionError):
+    """The run was stopped from outside or by its time limit; the kernel's processes were
+    stopped and what the run recorded removed. `reason` is "timeout" or the signal's name;
+    the exit code is 128 + the signal's number, as a shell reports a signalled command."""
+
+    def __init__(self, message: str, *, reason: str, signum: int | None = None, **fields: Any) -> None:
+        super().__init__(message, **fields)
+        self.reason = reason
+        if signum is not None:
+            self.exit_code = 128 + signum
+
+
 class RecordError(ValueError, NbopsError):
     """A recording call (log_metric, log_plot, save_model) got arguments it cannot record."""
 
@@ -120,3 +134,7 @@ class ServeError(NbopsError):
 class MonitorError(NbopsError):
     """`nbops monitor` was given input it cannot use: no profile, an unreadable capture part,
     labels without the columns it needs, a bad threshold in params.yaml."""
+
+
+class MissingExtraError(ImportError, NbopsError):
+    """An optional dependency is not installed; the message says which extra installs it."""

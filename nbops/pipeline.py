@@ -210,34 +210,30 @@ class GitState:
     dirty_paths: list[str]
 
 
+def git(root: Path, *args: str, input: bytes | None = None, text: bool = True) -> subprocess.CompletedProcess[Any]:
+    """Run `git ARGS` in `root`, capturing its output (bytes with `text=False`)."""
+    return subprocess.run(["git", *args], cwd=root, input=input, capture_output=True, text=text)
+
+
 def git_state(root: Path, paths: list[str]) -> GitState:
     """The HEAD commit and whether `paths` (files or folders) differ from it."""
-    def git(*args: str) -> subprocess.CompletedProcess[str]:
+    def git_(*args: str) -> subprocess.CompletedProcess[str]:
         # no optional locks: `git status` would otherwise refresh the index under .git/index.lock,
         # which a promotion killed at that moment would leave behind
-        return subprocess.run(["git", "--no-optional-locks", *args], cwd=root, capture_output=True, text=True)
+        return git(root, "--no-optional-locks", *args)
 
-    head = git("rev-parse", "HEAD")
+    head = git_("rev-parse", "HEAD")
     commit = head.stdout.strip() if head.returncode == 0 else None
-    existing = [p for p in paths if (root / p).exists() or git("ls-files", "--error-unmatch", p).returncode == 0]
+    existing = [p for p in paths if (root / p).exists() or git_("ls-files", "--error-unmatch", p).returncode == 0]
     if commit is None:
         return GitState(None, True, existing or ["(no commit yet)"])
-    status = git("status", "--porcelain", "--untracked-files=all", "--", *existing) if existing else None
+    status = git_("status", "--porcelain", "--untracked-files=all", "--", *existing) if existing else None
     dirty_paths = [line[3:] for line in status.stdout.splitlines()] if status and status.returncode == 0 else []
     return GitState(commit, bool(dirty_paths), dirty_paths)
 
 
 def is_git_repo(root: Path) -> bool:
-    return (root / ".git").exists() or subprocess.run(
-        ["git", "rev-parse", "--git-dir"], cwd=root, capture_output=True
-    ).returncode == 0
-
-
-def relpath(path: str | os.PathLike[str], root: Path) -> str:
-    try:
-        return Path(path).resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        return str(path)
+    return (root / ".git").exists() or git(root, "rev-parse", "--git-dir").returncode == 0
 
 
 if __name__ == "__main__":  # `python -m nbops.pipeline status STAGE…`: DVC's status as JSON, read-only

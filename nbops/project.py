@@ -38,6 +38,19 @@ def find_root(start: str | os.PathLike[str] | None = None) -> Path | None:
     return None
 
 
+def relpath(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> str:
+    """`path` relative to `root`, in POSIX form, both resolved; a path outside `root` as it is."""
+    try:
+        return Path(path).resolve().relative_to(Path(root).resolve()).as_posix()
+    except ValueError:
+        return str(path)
+
+
+def is_inside(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> bool:
+    resolved, base = Path(path).resolve(), Path(root).resolve()
+    return resolved == base or base in resolved.parents
+
+
 def is_valid_name(name: str) -> bool:
     """A stage, metric-file or model name usable as one path component (no separators, no `..`)."""
     return (

@@ -112,6 +112,7 @@ def promote(
     Raises PromotionError listing every failed gate; nothing is written then.
     """
     validate_name(name)
+    _require_tools(git_tag)
     if to not in TARGET_STAGES:
         raise RegistryError(f"--to must be one of {', '.join(TARGET_STAGES)}, got {to!r}")
     if force is not None and not str(force).strip():
@@ -136,6 +137,17 @@ def promote(
             if process is not None and process.poll() is None:
                 process.kill()
                 process.wait()
+
+
+def _require_tools(git_tag: bool) -> None:
+    """Before any gate runs: the package's wheel is built with hatchling and its card rendered
+    with nbconvert (in a subprocess, so only looked up here); --git-tag writes tags with gto."""
+    from .extras import require
+
+    require("hatchling", "promote", "building the package's wheel", load=False)
+    require("nbconvert", "promote", "rendering the model card", load=False)
+    if git_tag:
+        require("gto", "promote", "writing GTO's git tags (--git-tag)", load=False)
 
 
 def _promote(

@@ -36,6 +36,8 @@ TEMPLATES = {
 }
 STARTER = "notebooks/train"  # .ipynb and its paired .py
 WORKFLOW = ".github/workflows/nbops.yml"
+#: The branch the workflow's `push` trigger names; `nbops init` starts the repository on it.
+WORKFLOW_BRANCH = "main"
 
 PARAMS_HEADER = """\
 # Parameters: one section per stage (the notebook's name). `nbops run` injects a stage's section
@@ -53,6 +55,11 @@ PROMOTE_SECTION = """
 promote:
   thresholds:
     roc_auc: ">= 0.8"
+
+# nbops' own settings, not notebook parameters: a stage whose cells run longer than `timeout`
+# fails like a failed cell (named, its outputs removed) instead of hanging `dvc repro` and CI.
+nbops:
+  timeout: 1h
 """
 
 
@@ -135,7 +142,7 @@ def _init_git_and_dvc(root: Path, notes: list[str]) -> None:
     top = _run(["git", "rev-parse", "--show-toplevel"], root)
     inside_other = top.returncode == 0 and Path(top.stdout.strip()).resolve() != root
     if top.returncode != 0:
-        made = _run(["git", "init", "-q"], root)
+        made = _run(["git", "init", "-q", "-b", WORKFLOW_BRANCH], root)  # the branch the workflow runs on
         if made.returncode != 0:
             raise ProjectError(f"{root}: `git init` failed: {made.stderr.strip() or made.stdout.strip()}")
     if not (root / ".dvc").exists():

@@ -1,8 +1,10 @@
 """`nbops serve` and `nbops predict`: registry references resolved, then nbops.runtime does the work
-(the same module every package wheel carries)."""
+(the same module every package wheel carries). What keeps a model from loading or the server
+from listening (a missing file, a port in use, no uvicorn) is one line naming it."""
 
 from __future__ import annotations
 
+import errno
 from typing import Any
 
 from .exceptions import ModelFileError, ServeError
@@ -14,28 +16,30 @@ def load_packaged(ref: str, registry: str | None = None) -> Any:
     from .registry import project_registry
 
     reg = project_registry(registry)
-    name, version = reg.resolve(ref)
     try:
+        name, version = reg.resolve(ref)
         return runtime.PackagedModel.load(reg.local_path(name, version))
     except runtime.PackageError as exc:
         raise ModelFileError(str(exc)) from None
+    except OSError as exc:
+        raise ModelFileError(f"{ref}: cannot load it from the registry {reg.root} ({_os_error(exc)})") from None
 
 
 def serve(ref: str, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None, registry: str | None = None) -> None:
+    """Serve NAME[@VERSION|@STAGE] over HTTP until interrupted. The runtime is a plain ASGI app:
+    uvicorn is all it needs (FastAPI is not used)."""
     from . import runtime
+    from .extras import require
 
+    require("uvicorn", "serve", "serving a model")
     model = load_packaged(ref, registry)
-    try:
-        import fastapi  # noqa: F401
-        import uvicorn  # noqa: F401
-    except ImportError:
-        raise ServeError("serving needs FastAPI and uvicorn: pip install 'nbops[serve]'") from None
     try:
         runtime.serve(model, host=host, port=port, token=token)
     except runtime.PackageError as exc:  # e.g. it no longer predicts its recorded sample here
         raise ServeError(str(exc)) from None
-    except OSError as exc:  # the port is taken, the address is not this machine's...
-        raise ServeError(exc.strerror or str(exc)) from None
+    except OSError as exc:  # the runtime names host:port; EADDRINUSE, EACCES (a port below 1024), bad host
+        hint = f"; choose another with --port, or stop what uses {port}" if exc.errno == errno.EADDRINUSE else ""
+        raise ServeError(f"{ref}: {_os_error(exc)}{hint}") from None
 
 
 def predict_csv(ref: str, input_path: str, output_path: str | None, *, registry: str | None = None) -> None:
@@ -46,3 +50,12 @@ def predict_csv(ref: str, input_path: str, output_path: str | None, *, registry:
         runtime.predict_csv(model, input_path, output_path)
     except (runtime.InputError, runtime.PackageError) as exc:
         raise ServeError(str(exc)) from None
+    except BrokenPipeError:
+        raise  # the reader went away (`| head`): cli.main ends quietly
+    except OSError as exc:
+        raise ServeError(f"{output_path or 'stdout'}: cannot write the predictions ({_os_error(exc)})") from None
+
+
+def _os_error(exc: OSError) -> str:
+    text = exc.strerror or str(exc)
+    return f"{text}: {exc.filename}" if exc.filename and str(exc.filename) not in text else text

@@ -37,6 +37,7 @@ from . import params as params_mod
 from . import project
 from ._io import atomic_write_text
 from .exceptions import NotebookError, ProjectError, StageError
+from .supervise import SETTINGS_SECTION
 
 #: What `nbops run` is called as in a stage's cmd.
 RUN_COMMAND = "nbops run"
@@ -281,7 +282,7 @@ def parse_run_cmd(cmd: Any) -> tuple[str, str] | None:
                     continue
                 if rest[j].startswith("--stage="):
                     section = rest[j].split("=", 1)[1]
-                elif rest[j] in ("-p", "--param", "-o", "--output", "--kernel"):
+                elif rest[j] in ("-p", "--param", "-o", "--output", "--kernel", "--timeout", "--start-timeout"):
                     j += 2
                     continue
                 elif not rest[j].startswith("-") and notebook is None:
@@ -320,10 +321,9 @@ def entry_path(entry: Any) -> str | None:
 
 
 def _rel(path: Path, root: Path) -> str:
-    try:
-        return path.resolve().relative_to(root.resolve()).as_posix()
-    except ValueError:
-        raise ProjectError(f"{path}: outside the project {root}; stage paths must be inside it") from None
+    if not project.is_inside(path, root):
+        raise ProjectError(f"{path}: outside the project {root}; stage paths must be inside it")
+    return project.relpath(path, root)
 
 
 @dataclass
@@ -367,6 +367,10 @@ def plan_stage(
     stage_name = name or path.stem
     if not project.is_valid_name(stage_name):
         raise StageError(f"stage name {stage_name!r} must be a plain name (letters, digits, . _ -); pass --name")
+    if stage_name == SETTINGS_SECTION:
+        raise StageError(
+            f"stage name '{stage_name}' is reserved: params.yaml's `{stage_name}:` section holds nbops' own settings; pass --name"
+        )
     section = stage_name
 
     nb = params_mod.load_notebook(runs_path if runs_path.exists() else path.resolve())
@@ -820,12 +824,12 @@ def add_stage(
 
     if action != "unchanged":
         dvc_file = root_path / project.DVC_FILE
-        text = dvc_file.read_text(encoding="utf-8") if dvc_file.exists() else ""
+        text = params_mod.read_text(dvc_file, project.DVC_FILE) if dvc_file.exists() else ""
         new_text, _ = _write_child(text, project.DVC_FILE, "stages", plan.name, lambda node: _sync_mapping(node, merged))
         write_text(dvc_file, new_text)
     if plan.missing_params:
         params_file = root_path / project.PARAMS_FILE
-        text = params_file.read_text(encoding="utf-8") if params_file.exists() else ""
+        text = params_mod.read_text(params_file, project.PARAMS_FILE) if params_file.exists() else ""
 
         def add_defaults(node: Any) -> Any:
             from ruamel.yaml.comments import CommentedMap

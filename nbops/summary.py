@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import math
 import os
-import subprocess
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from . import project
 from .exceptions import ProjectError
+from .pipeline import git
 
 WORKSPACE = "workspace"
 
@@ -157,10 +158,6 @@ def _delta(delta: float | None) -> str:
     return f"{delta:+.4g}"
 
 
-def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
-
-
 def _gate_status(root: Path) -> list[dict[str, Any]]:
     """The promotion gates of every model the pipeline's reports recorded, as a dry-run
     promotion to staging checks them: one dict per gate, {"gate", "passed", "detail"}."""
@@ -237,44 +234,72 @@ def build_report(root: str | os.PathLike[str] | None = None, rev: str = "HEAD") 
     root_path = Path(root).resolve() if root else project.find_root()
     if root_path is None or not (root_path / ".dvc").exists():
         raise ProjectError("no DVC project here (no .dvc folder above the working directory); run `nbops init` or `dvc init`")
+    from dvc.exceptions import DvcException
     from dvc.repo import Repo
 
     from .params import load_yaml
 
-    notes: list[str] = []
-    resolved = _git(root_path, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
-    commit = resolved.stdout.strip() if resolved.returncode == 0 and resolved.stdout.strip() else None
-    subject = _git(root_path, "log", "-1", "--format=%s", commit).stdout.strip() if commit else ""
-    if commit is None:
-        notes.append(f"There is no revision `{rev}` to compare with (a first commit?): current values only.")
-    with Repo(str(root_path)) as repo:
-        if commit:
-            params_diff = repo.params.diff(a_rev=commit)
-            metrics_diff = repo.metrics.diff(a_rev=commit, all=True)
-            params = _changes(params_diff, with_delta=False)
-            metrics = _changes(metrics_diff, with_delta=True)
-            unreadable = sorted({
-                str(file) for diff in (params_diff, metrics_diff)
-                for errors in (diff.get("errors") or {}).values()
-                for file in (errors if isinstance(errors, dict) else {"metrics": errors})
-            })
-            if unreadable:
-                notes.append(
-                    f"DVC could not read {', '.join(unreadable)} in every revision (not in the cache? "
-                    "`dvc pull` fetches it from the remote): those values show as —."
-                )
-        else:
-            params = []
-            metrics = [
-                Change(file, name, None, value)
-                for file, values in _flatten(repo.metrics.show()).items() for name, value in values.items()
-            ]
-        stale = _stale(repo)
+    # Read as nbops reads them first: a syntax error is then `params.yaml:8:2: ...`, not DVC's traceback.
     dvc = load_yaml(root_path / project.DVC_FILE, shown=project.DVC_FILE)
+    load_yaml(root_path / project.PARAMS_FILE, shown=project.PARAMS_FILE)
+    commit, nothing = _resolve(root_path, rev)
+    notes: list[str] = [nothing] if nothing else []
+    subject = git(root_path, "log", "-1", "--format=%s", commit).stdout.strip() if commit else ""
+    try:
+        with Repo(str(root_path)) as repo:
+            if commit:
+                params_diff = repo.params.diff(a_rev=commit)
+                metrics_diff = repo.metrics.diff(a_rev=commit, all=True)
+                params = _changes(params_diff, with_delta=False)
+                metrics = _changes(metrics_diff, with_delta=True)
+                unreadable = sorted({
+                    str(file) for diff in (params_diff, metrics_diff)
+                    for errors in (diff.get("errors") or {}).values()
+                    for file in (errors if isinstance(errors, dict) else {"metrics": errors})
+                })
+                if unreadable:
+                    notes.append(
+                        f"DVC could not read {', '.join(unreadable)} in every revision (not in the cache? "
+                        "`dvc pull` fetches it from the remote): those values show as —."
+                    )
+            else:
+                params = []
+                metrics = [
+                    Change(file, name, None, value)
+                    for file, values in _flatten(repo.metrics.show()).items() for name, value in values.items()
+                ]
+            stale = _stale(repo)
+    except DvcException as exc:
+        detail = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise ProjectError(f"DVC cannot read the project: {detail} (`dvc status` shows the same; fix that first)") from None
     metrics.sort(key=lambda c: (c.file, c.name))
     params.sort(key=lambda c: (c.file, c.name))
     return Report(root_path, rev, commit, subject, params, metrics, stale, _gate_status(root_path), _plots(root_path, dvc),
                   notes, _recorded_checks(root_path))
+
+
+def _resolve(root: Path, rev: str) -> tuple[str | None, str | None]:
+    """(commit, None) for a revision git knows; (None, why there is nothing to compare with)
+    for an ancestor a young history lacks (`HEAD~1` on a first commit) or a repository without
+    commits; ProjectError for a revision git does not know at all (a typo)."""
+    found = git(root, "rev-parse", "--verify", "--quiet", f"{rev}^{{commit}}")
+    if found.returncode == 0 and found.stdout.strip():
+        return found.stdout.strip(), None
+    if git(root, "rev-parse", "--verify", "--quiet", "HEAD^{commit}").returncode != 0:
+        return None, f"Nothing to compare with: the repository has no commit yet, so `{rev}` does not exist. Current values only."
+    base = re.match(r"^(.+?)[~^]", rev)
+    if base:
+        known = git(root, "rev-parse", "--verify", "--quiet", f"{base.group(1)}^{{commit}}")
+        if known.returncode == 0:
+            first = " (it is the first commit)" if git(root, "rev-parse", "--verify", "--quiet", f"{base.group(1)}^").returncode else ""
+            return None, (
+                f"Nothing to compare with: `{rev}` does not exist, because `{base.group(1)}` ({known.stdout.strip()[:7]}) "
+                f"has no such ancestor{first}. Current values only."
+            )
+    shallow = git(root, "rev-parse", "--is-shallow-repository").stdout.strip() == "true"
+    hint = ("this clone is shallow: fetch the history (`git fetch --unshallow`, or `fetch-depth: 0` in actions/checkout)"
+            if shallow else "give a branch, tag or commit git knows (`git log --oneline` lists commits)")
+    raise ProjectError(f"--rev {rev}: no such revision in this repository; {hint}")
 
 
 def _stale(repo: Any) -> dict[str, list[str]]:

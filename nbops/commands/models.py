@@ -99,6 +99,10 @@ def handle_assign(args: argparse.Namespace) -> int:
     if not sep or not selector:
         raise RegistryError(f"{args.ref!r}: give the version to assign as NAME@VERSION, e.g. {name or 'model'}@0.1.0")
     name, version = registry.resolve(args.ref)
+    if args.git_tag:
+        from ..extras import require
+
+        require("gto", "promote", "writing GTO's git tags (--git-tag)", load=False)
     with registry.lock(name, purpose=f"assign {name} {version} → {args.stage}"):
         entry = registry.assign(name, version, args.stage, action="assign", reason=args.reason)
     tags: list[str] = []

@@ -5,9 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ..exceptions import ParamsError
-
-
 def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "run",
@@ -27,23 +24,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", help="where to write the executed notebook (default: reports/<stage>.ipynb)")
     parser.add_argument("--kernel", help="Jupyter kernel name (default: the notebook's kernelspec)")
     parser.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    parser.add_argument(
+        "--timeout", metavar="DURATION",
+        help="stop the run when its cells take longer (seconds, or 90s / 15m / 2h; default: params.yaml nbops.timeout, else none)",
+    )
+    parser.add_argument(
+        "--start-timeout", metavar="DURATION",
+        help="how long the kernel may take to start (default: params.yaml nbops.start_timeout, else 60 s)",
+    )
     parser.set_defaults(handler=handle)
-
-
-def parse_overrides(pairs: list[str]) -> dict[str, object]:
-    from ..params import parse_value
-
-    overrides: dict[str, object] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise ParamsError(f"-p {pair!r}: expected KEY=VALUE, e.g. -p n_estimators=200")
-        overrides[key.strip()] = parse_value(value)
-    return overrides
 
 
 def handle(args: argparse.Namespace) -> int:
     from ..execute import run_notebook
+    from ..params import parse_overrides
 
     result = run_notebook(
         args.notebook,
@@ -52,6 +46,8 @@ def handle(args: argparse.Namespace) -> int:
         output=args.output,
         quiet=args.quiet,
         kernel_name=args.kernel,
+        timeout=args.timeout,
+        start_timeout=args.start_timeout,
     )
     for warning in result.warnings:
         print(f"nbops: warning: {warning}", file=sys.stderr)

@@ -165,3 +165,89 @@ def test_cli_exit_codes_text_and_json(project, tmp_path):
     data = json.loads(result.stdout)
     assert data["errors"] == 1 and data["warnings"] == 1
     assert {f["code"] for f in data["findings"]} == {"unknown-param", "default-differs"}
+
+
+# --- bad inputs --------------------------------------------------------------------------------
+
+
+def test_a_stage_written_as_a_string_is_an_error(project):
+    (project / "dvc.yaml").write_text("stages:\n  train: nbops run notebooks/train.py\n")
+    [finding] = check_project(project).findings
+    assert (finding.code, finding.severity, finding.line, finding.stage) == ("bad-stage", "error", 2, "train")
+    assert "stage 'train' is a str, which DVC refuses: a stage is a mapping with `cmd:`" in finding.message
+    (project / "dvc.yaml").write_text("stages:\n  - train\n")
+    [finding] = check_project(project).findings
+    assert finding.code == "bad-stage" and "'stages' must map stage names to stages" in finding.message
+
+
+def test_two_parameters_cells_are_an_error(project):
+    edit(project / "notebooks/train.py", "nbops.log_metric", '# %% tags=["parameters"]\nn = 10\n\n# %%\nnbops.log_metric')
+    findings = check_project(project).findings
+    assert ("several-parameters-cells", "error") in [(f.code, f.severity) for f in findings]
+    finding = next(f for f in findings if f.code == "several-parameters-cells")
+    assert "cells 1 and 3 are all tagged `parameters`" in finding.message and finding.path == "notebooks/train.py"
+
+
+def test_an_empty_value_for_a_typed_default_is_an_error(project):
+    edit(project / "params.yaml", "  n: 3\n", "  n:\n")
+    [finding] = check_project(project).findings
+    assert (finding.code, finding.line) == ("param-empty", 2)
+    assert finding.message.startswith("train.n has no value but notebooks/train.py expects int (its default is 3)")
+
+
+def test_unknown_keys_mixing_ints_and_strings(project):
+    edit(project / "params.yaml", "  n: 3\n", "  n: 3\n  1: 2\n  b: 3\n")
+    assert codes(project) == [("unknown-param", "error"), ("unknown-param", "error")]
+
+
+def test_merge_keys_are_accepted(project):
+    (project / "params.yaml").write_text("base: &base\n  n: 3\n  rate: 0.5\ntrain:\n  <<: *base\n")
+    assert codes(project) == []
+
+
+@pytest.mark.parametrize("settings, line, fragment", [
+    ("nbops:\n  timeout: soon\n", 5, "nbops.timeout is 'soon'; write a positive number of seconds or a duration such as 90s"),
+    ("nbops:\n  timout: 10\n", 5, "nbops.timout is not an nbops setting (settings: timeout, start_timeout, stages)"),
+    ("nbops:\n  stages:\n    train:\n      timeout: -1\n", 7, "nbops.stages.train.timeout is -1"),
+    ("nbops: 5\n", 4, "nbops must be a mapping"),
+])
+def test_bad_run_settings_are_named(project, settings, line, fragment):
+    (project / "params.yaml").write_text((project / "params.yaml").read_text() + settings)  # 3 lines before
+    [finding] = check_project(project).findings
+    assert (finding.code, finding.line) == ("bad-setting", line) and fragment in finding.message, str(finding)
+
+
+def test_good_run_settings_pass(project):
+    (project / "params.yaml").write_text((project / "params.yaml").read_text()
+                                         + "nbops:\n  timeout: 1h\n  start_timeout: 90\n  stages:\n    train: {timeout: 15m}\n")
+    assert codes(project) == []
+
+
+def test_a_stage_named_like_the_settings_section(project):
+    edit(project / "dvc.yaml", "  train:\n", "  nbops:\n")
+    assert ("reserved-stage-name", "error") in codes(project)
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: (p / "params.yaml").write_bytes(b"train:\n  n: 3\n  rate: \xe9\n"),
+     "nbops: error: params.yaml:3: not UTF-8 text (byte 0xe9); save the file as UTF-8"),
+    (lambda p: ((p / "params.yaml").unlink(), (p / "params.yaml").mkdir()),
+     "nbops: error: params.yaml: is a folder, not a file; it must be a YAML file (remove or rename the folder)"),
+    (lambda p: (p / "dvc.yaml").write_bytes(b"stages: \xff\n"),
+     "nbops: error: dvc.yaml:1: not UTF-8 text (byte 0xff); save the file as UTF-8"),
+])
+def test_cli_unreadable_files_are_one_line(project, tmp_path, make, message):
+    make(project)
+    result = run(["nbops", "check"], project, command_env(tmp_path), check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", message + "\n")
+
+
+@pytest.mark.parametrize("target, message", [
+    ("/nonexistent", "nbops: error: /nonexistent: no such folder; give the project folder (the one holding dvc.yaml), "
+                     "or no argument for the current one"),
+    ("params.yaml", "nbops: error: params.yaml: is a file, not a folder; give the project folder (the one holding "
+                    "dvc.yaml), or no argument for the current one"),
+])
+def test_cli_check_of_a_missing_folder(project, tmp_path, target, message):
+    result = run(["nbops", "check", target], project, command_env(tmp_path), check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", message + "\n")

@@ -30,7 +30,7 @@ def test_workflow_is_valid_yaml_with_the_expected_steps(demo):
     pipeline = workflow["jobs"]["pipeline"]
     runs = list(steps(pipeline).values())
     commands = [next((r for r in runs if needle in r), None) for needle in (
-        "pip install -r requirements.txt", "dvc pull", "dvc repro", "pytest --nbval-lax",
+        'pip install "$NBOPS_REQUIREMENT" -r requirements.txt', "dvc pull", "dvc repro", "pytest --nbval-lax",
         "nbops check", "nbops promote classifier --dry-run", "nbops report",
     )]
     assert None not in commands, runs
@@ -40,6 +40,15 @@ def test_workflow_is_valid_yaml_with_the_expected_steps(demo):
     report_step = next(s for s in pipeline["steps"] if "nbops report" in s.get("run", ""))
     assert report_step["if"] == "always()"
     assert pipeline["steps"][0]["with"]["fetch-depth"] == 0  # history for `report --rev`
+    # nbops from the index unless the repository variable names a git URL or a wheel
+    assert workflow["env"]["NBOPS_REQUIREMENT"] == "${{ vars.NBOPS_REQUIREMENT || 'nbops[test,promote]' }}"
+
+
+def test_the_repository_starts_on_the_branch_the_workflow_runs_on(demo):
+    project, env = demo
+    workflow = parse_yaml((project / ".github/workflows/nbops.yml").read_text(), "nbops.yml")
+    assert workflow["on"]["push"]["branches"] == ["main"]
+    assert run(["git", "symbolic-ref", "--short", "HEAD"], project, env).stdout.strip() == "main"
     sweep = workflow["jobs"]["sweep"]
     assert len(sweep["strategy"]["matrix"]["C"]) > 1
     assert any("dvc exp run -S \"train.C=${{ matrix.C }}\"" in r for r in steps(sweep).values())
@@ -58,6 +67,7 @@ def test_project_files(demo):
     assert stage["cmd"] == "nbops run notebooks/train.py" and stage["deps"] == ["notebooks/train.py"]
     assert stage["params"] == ["train.n_samples", "train.C", "train.seed"]
     assert load_yaml(project / "params.yaml")["train"] == {"n_samples": 2000, "C": 1.0, "seed": 0}
+    assert load_yaml(project / "params.yaml")["nbops"] == {"timeout": "1h"}  # a hung cell cannot hang CI
     assert "autostage = true" in (project / ".dvc/config").read_text()
     # git stores notebooks stripped: the filter is set up in this clone
     assert "nbstripout" in run(["git", "config", "filter.nbstripout.clean"], project, env).stdout

@@ -197,13 +197,26 @@ def test_parse_run_cmd(cmd, expected):
     assert parse_run_cmd(cmd) == expected
 
 
-def test_cli_prints_what_it_did(project, tmp_path):
+def test_cli_prints_what_it_did(project, capsys):
     from nbops.cli import main
 
     write_notebook(project / "notebooks/a.ipynb", ["k = 1"])
-    assert main(["stage", "add", str(project / "notebooks/a.ipynb"), "--json"]) == 0
+    notebook = str(project / "notebooks/a.ipynb")
+    assert main(["stage", "add", notebook, "--json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert (printed["name"], printed["action"], printed["params_added"], printed["warnings"]) == ("a", "added", {"k": 1}, [])
+    assert printed["stage"] == {"cmd": "nbops run notebooks/a.py", "deps": ["notebooks/a.py"], "params": ["a.k"],
+                                "outs": ["reports/a.ipynb"]}
+    assert main(["stage", "add", notebook]) == 0
+    assert capsys.readouterr().out == "dvc.yaml: unchanged stage 'a' (runs notebooks/a.py)\n"
     (project / "dvc.yaml").write_text("stages:\n  a:\n    cmd: python a.py\n")
-    assert main(["stage", "add", str(project / "notebooks/a.ipynb")]) == 1
+    assert main(["stage", "add", notebook]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "nbops: error: dvc.yaml: stage 'a' already exists and runs `python a.py`, not notebooks/a.py; "
+        "choose another name with --name NAME\n"
+    )
 
 
 def test_dvc_yaml_written_as_dvc_reads_it(project):
@@ -228,3 +241,25 @@ def test_save_model_with_reference_declares_the_profile(project):
     outs = plan_stage(project / "nb.ipynb", root=project).stage["outs"]
     assert outs == ["models/with-profile.skops", "models/with-profile.json", "models/with-profile.profile.json",
                     "models/without.skops", "models/without.json", "models/plain.skops", "models/plain.json", "reports/nb.ipynb"]
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda p: (p / "params.yaml").write_bytes(b"a:\n  k: \xff\n"),
+     "nbops: error: params.yaml:2: not UTF-8 text (byte 0xff); save the file as UTF-8\n"),
+    (lambda p: ((p / "params.yaml").unlink(), (p / "params.yaml").mkdir()),
+     "nbops: error: params.yaml: is a folder, not a file; it must be a YAML file (remove or rename the folder)\n"),
+])
+def test_cli_unreadable_params_yaml_is_one_line(project, tmp_path, make, message):
+    from nbops.testing import command_env, run
+
+    write_notebook(project / "notebooks/a.ipynb", ["k = 1"])
+    make(project)
+    result = run(["nbops", "stage", "add", "notebooks/a.ipynb"], project, command_env(tmp_path / "home"), check=False)
+    assert (result.returncode, result.stdout, result.stderr) == (1, "", message)
+    assert not (project / "dvc.yaml").exists()
+
+
+def test_the_settings_section_is_no_stage_name(project):
+    write_notebook(project / "notebooks/nbops.ipynb", ["k = 1"])
+    with pytest.raises(StageError, match=r"stage name 'nbops' is reserved: params.yaml's `nbops:` section holds nbops' own settings; pass --name"):
+        add_stage(project / "notebooks/nbops.ipynb", root=project)
