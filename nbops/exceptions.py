@@ -11,7 +11,8 @@
     ├── ModelFileError                a model file that fails its hash or its type check
     ├── PromotionError                gates refused a promotion; carries every failure
     ├── RegistryError                 unknown model or version, bad names, lock timeouts
-    └── ServeError                    server configuration problems
+    ├── ServeError                    server configuration problems
+    └── DispatchError                 a CI event (repository_dispatch) that could not be sent
 
 `cli.main` prints `str(error)` of an NbopsError without a traceback (NBOPS_DEBUG=1 shows it).
 This module imports nothing of nbops: everything else may import it.
@@ -95,3 +96,7 @@ class RegistryError(NbopsError):
 
 class ServeError(NbopsError):
     """The model server cannot start as configured."""
+
+
+class DispatchError(NbopsError):
+    """A repository_dispatch event could not be sent; the message never holds the token."""
