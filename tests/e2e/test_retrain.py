@@ -107,46 +107,61 @@ def example_origin(tmp_path_factory):
     return home, env
 
 
-def test_the_example_retrain_job_runs_on_two_runners_and_promotes(example_origin, tmp_path):
+EXPECTED_STEPS = [
+    "Pull data and cached results from the DVC remote (when one is configured)",
+    "Bring in the new data (the simulated plant's next days)",
+    "Retrain what the new data changed (dvc repro)",
+    "Commit the run (dvc.lock and DVC's data pointers)",
+    "Share the data, then the commit (so whoever fetches the commit can pull its data)",
+    "Promote to production when the gates agree",
+    "Write the report to the job summary (nbops report)",
+]
+
+
+@pytest.fixture(scope="module")
+def first_runner(example_origin, tmp_path_factory):
+    """Runner 1 on a schedule: pulls the owner's batches and results, gets one new day, retrains,
+    promotes the first champion into a registry folder shared like an S3 registry."""
     home, env = example_origin
-    origin = home / "origin.git"
-    registry = tmp_path / "registry"  # shared by both runners, like an S3 registry
+    tmp = tmp_path_factory.mktemp("runner-1")
     expressions = {
-        "github.event_name": "schedule", "vars.NBOPS_REGISTRY": str(registry),
+        "github.event_name": "schedule", "vars.NBOPS_REGISTRY": str(home / "registry"),
         "inputs.days || '1'": "1", "inputs.scenario || ''": "",
     }
+    checkout = clone(home / "origin.git", tmp / "checkout", env)
+    ran = run_job(EXAMPLE_WORKFLOW, "retrain", checkout, env, expressions, tmp)
+    return checkout, ran, expressions, tmp
 
-    # runner 1: pulls the owner's batches and results, gets one new day, retrains, promotes the first champion
-    first = clone(origin, tmp_path / "runner-1", env)
-    ran = run_job(EXAMPLE_WORKFLOW, "retrain", first, env, expressions, tmp_path)
-    assert ran == [
-        "Pull data and cached results from the DVC remote (when one is configured)",
-        "Bring in the new data (the simulated plant's next days)",
-        "Retrain what the new data changed (dvc repro)",
-        "Commit the run (dvc.lock and DVC's data pointers)",
-        "Share the data, then the commit (so whoever fetches the commit can pull its data)",
-        "Promote to production when the gates agree",
-        "Write the report to the job summary (nbops report)",
-    ]
-    assert (first / "data/batches/2024-01-31.csv").exists() and len(list((first / "data/batches").glob("*.csv"))) == 31
-    head = run(["git", "rev-parse", "HEAD"], first, env).stdout.strip()
-    assert run(["git", "rev-parse", "main"], origin, env).stdout.strip() == head  # pushed
-    log = run(["git", "show", "--stat", "--format=%s", "HEAD"], first, env).stdout
+
+def test_the_example_retrain_job_retrains_on_a_new_day_pushes_and_promotes(example_origin, first_runner):
+    home, env = example_origin
+    checkout, ran, _, tmp = first_runner
+    assert ran == EXPECTED_STEPS
+    assert (checkout / "data/batches/2024-01-31.csv").exists()
+    assert len(list((checkout / "data/batches").glob("*.csv"))) == 31
+    head = run(["git", "rev-parse", "HEAD"], checkout, env).stdout.strip()
+    assert run(["git", "rev-parse", "main"], home / "origin.git", env).stdout.strip() == head  # pushed
+    log = run(["git", "show", "--stat", "--format=%s", "HEAD"], checkout, env).stdout
     assert log.startswith("retrain: dvc repro on new data (run 4242)") and "dvc.lock" in log
-    [model] = models(first, {**env, "NBOPS_REGISTRY": str(registry)})
+    [model] = models(checkout, {**env, "NBOPS_REGISTRY": str(home / "registry")})
     assert (model["name"], model["versions"], model["stages"]) == ("failure-predictor", ["0.1.0"], {"production": "0.1.0"})
-    summary = (tmp_path / "summary.md").read_text()
+    summary = (tmp / "summary.md").read_text()
     assert summary.startswith("## nbops report") and "**Pipeline: up to date**" in summary
 
-    # runner 2, a fresh machine: the remote gives it runner 1's 31 batches and results, so only the
-    # new day's retraining runs; the challenger meets the champion in the shared registry
-    second = clone(origin, tmp_path / "runner-2", env)
+
+def test_a_second_runner_continues_from_the_remote_and_meets_the_champion(example_origin, first_runner, tmp_path):
+    """A fresh machine: the DVC remote gives it runner 1's 31 batches and results, so only the new
+    day's retraining runs, and the challenger meets the champion in the shared registry."""
+    home, env = example_origin
+    _, _, expressions, _ = first_runner
+    registry = home / "registry"
+    second = clone(home / "origin.git", tmp_path / "runner-2", env)
     run(["dvc", "pull"], second, env)
     assert "up to date" in run(["dvc", "status"], second, env).stdout
-    ran = run_job(EXAMPLE_WORKFLOW, "retrain", second, env, expressions, tmp_path)
-    assert len(ran) == 7 and len(list((second / "data/batches").glob("*.csv"))) == 32
+    assert run_job(EXAMPLE_WORKFLOW, "retrain", second, env, expressions, tmp_path) == EXPECTED_STEPS
+    assert len(list((second / "data/batches").glob("*.csv"))) == 32
     head = run(["git", "rev-parse", "HEAD"], second, env).stdout.strip()
-    assert run(["git", "rev-parse", "main"], origin, env).stdout.strip() == head
+    assert run(["git", "rev-parse", "main"], home / "origin.git", env).stdout.strip() == head
     [model] = models(second, {**env, "NBOPS_REGISTRY": str(registry)})
     assert model["stages"] == {"production": "0.2.0"}
     manifest = json.loads((registry / "failure-predictor/0.2.0/manifest.json").read_text())
@@ -154,10 +169,10 @@ def test_the_example_retrain_job_runs_on_two_runners_and_promotes(example_origin
     assert json.loads((registry / "failure-predictor/0.1.0/manifest.json").read_text())["lineage"]["git"]["commit"] != head
 
     # whoever clones main now can pull exactly the data and results it records
-    third = clone(origin, tmp_path / "reader", env)
-    run(["dvc", "pull"], third, env)
-    assert "up to date" in run(["dvc", "status"], third, env).stdout
-    assert len(list((third / "data/batches").glob("*.csv"))) == 32
+    reader = clone(home / "origin.git", tmp_path / "reader", env)
+    run(["dvc", "pull"], reader, env)
+    assert "up to date" in run(["dvc", "status"], reader, env).stdout
+    assert len(list((reader / "data/batches").glob("*.csv"))) == 32
 
 
 def test_the_generated_retrain_job_commits_promotes_and_then_finds_nothing_new(tmp_path):
@@ -168,7 +183,7 @@ def test_the_generated_retrain_job_commits_promotes_and_then_finds_nothing_new(t
     run(["git", "add", "-A"], project, env)
     run(["git", "commit", "-q", "-m", "nbops init"], project, env)
     run(["git", "init", "-q", "--bare", "-b", "main", str(tmp_path / "origin.git")], tmp_path, env)
-    run(["git", "push", "-q", str(tmp_path / "origin.git"), "main"], project, env)
+    run(["git", "push", "-q", str(tmp_path / "origin.git"), "HEAD:refs/heads/main"], project, env)
     checkout = clone(tmp_path / "origin.git", tmp_path / "runner", env)
     workflow = checkout / ".github/workflows/nbops.yml"
     registry = tmp_path / "registry"
