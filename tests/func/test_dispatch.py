@@ -191,3 +191,26 @@ def test_an_unreachable_api_is_named(token_env):
         port = probe.getsockname()[1]
     with pytest.raises(DispatchError, match=f"could not reach http://127.0.0.1:{port}/repos/acme/plant/dispatches"):
         fire_drift_event("acme/plant", {}, api_url=f"http://127.0.0.1:{port}", retries=0)
+
+
+def test_the_options_monitor_shares_fire_the_event_only_when_asked(github, token_env, monkeypatch):
+    import argparse
+
+    from nbops.commands.dispatch import add_dispatch_options, dispatch_from_args
+
+    parser = argparse.ArgumentParser()
+    add_dispatch_options(parser)
+    assert dispatch_from_args(parser.parse_args([]), {"drift": True}) is None
+    assert github.requests == []
+
+    args = parser.parse_args(["--dispatch", "acme/plant", "--dispatch-api-url", github.url])
+    assert dispatch_from_args(args, {"drift_share": 0.5}).startswith("sent drift-detected to acme/plant")
+    monkeypatch.setenv("GITHUB_REPOSITORY", "acme/from-actions")
+    monkeypatch.setenv("OTHER_TOKEN", "other-token")
+    args = parser.parse_args(["--dispatch", "--dispatch-token-env", "OTHER_TOKEN", "--dispatch-api-url", github.url])
+    dispatch_from_args(args, {})
+    assert [r["path"] for r in github.requests] == ["/repos/acme/plant/dispatches", "/repos/acme/from-actions/dispatches"]
+    assert github.requests[1]["headers"]["Authorization"] == "Bearer other-token"
+    monkeypatch.delenv("GITHUB_REPOSITORY")
+    with pytest.raises(DispatchError, match="needs \\$GITHUB_REPOSITORY"):
+        dispatch_from_args(parser.parse_args(["--dispatch"]), {})
