@@ -15,7 +15,8 @@
     ├── RegistryError                 unknown model or version, bad names, lock timeouts
     ├── ServeError                    server configuration problems
     ├── MonitorError                  `nbops monitor` input it cannot read: capture, data, labels, profile
-    └── MissingExtraError (ImportError)  an optional dependency is not installed; names the extra
+    ├── MissingExtraError (ImportError)  an optional dependency is not installed; names the extra
+    └── DispatchError                 a CI event (repository_dispatch) that could not be sent
 
 `cli.main` prints `str(error)` of an NbopsError without a traceback (NBOPS_DEBUG=1 shows it).
 This module imports nothing of nbops: everything else may import it.
@@ -138,3 +139,7 @@ class MonitorError(NbopsError):
 
 class MissingExtraError(ImportError, NbopsError):
     """An optional dependency is not installed; the message says which extra installs it."""
+
+
+class DispatchError(NbopsError):
+    """A repository_dispatch event could not be sent; the message never holds the token."""

@@ -20,7 +20,7 @@ from typing import Any, Mapping, Sequence
 import yaml
 
 #: What makes up the example project beside the library (copied by `copy_project`).
-PROJECT_FILES = ("notebooks", "params.yaml", "dvc.yaml", "jupytext.toml")
+PROJECT_FILES = ("notebooks", "plantsim", "params.yaml", "dvc.yaml", "jupytext.toml")
 
 
 def command_env(home: str | os.PathLike[str], extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -43,7 +43,7 @@ print(classification_report(y_test, predicted, target_names=["no failure", "fail
 
 # %%
 nbops.log_pr_curve(y_test, scores)
-nbops.log_confusion_matrix(y_test, predicted)
+nbops.log_confusion_matrix(y_test, predicted);  # `;`: the returned (absolute) path would make the report depend on where the project is
 
 # %% [markdown]
 # Which readings the model relies on: how much average precision drops on the test split when

@@ -67,12 +67,12 @@ def _run_the_pipeline_job(workflow: dict, project: Path, home: Path, venv: Path,
     # The runner: the fresh venv first on PATH (as actions/setup-python leaves it), nothing of ours.
     ours = str(Path(sys.executable).parent)
     path = os.pathsep.join(p for p in os.environ.get("PATH", "").split(os.pathsep) if p != ours)
-    variables = {"NBOPS_REQUIREMENT": f"{wheel}[test,promote]"}
+    variables = {"NBOPS_REQUIREMENT": f"{wheel}[test,promote,serve]"}
     env = {key: value for key, value in dev_env.items() if key not in ("VIRTUAL_ENV", "PYTHONPATH")}
     env.update({"PATH": f"{venv / 'bin'}{os.pathsep}{path}", "CI": "true", "GITHUB_ACTIONS": "true",
                 "GITHUB_STEP_SUMMARY": str(home / "summary.md")})
     env.update({key: resolve(str(value), variables) for key, value in (workflow.get("env") or {}).items()})
-    assert env["NBOPS_REQUIREMENT"] == f"{wheel}[test,promote]"
+    assert env["NBOPS_REQUIREMENT"] == f"{wheel}[test,promote,serve]"
 
     ran = []
     for step in workflow["jobs"]["pipeline"]["steps"]:

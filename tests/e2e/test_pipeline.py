@@ -15,7 +15,7 @@ from ..conftest import REPO, real_data_csv
 
 pytestmark = pytest.mark.slow
 
-SMALL = {"ingest": {"n_rows": 3000}, "train": {"max_iter": 50}}
+SMALL = {"ingest": {"window_days": 9}, "train": {"max_iter": 50}}
 METRICS = {"roc_auc", "average_precision", "f1", "recall"}
 STAGES = ("ingest", "featurize", "train", "evaluate")
 
@@ -177,9 +177,11 @@ def test_real_ai4i_data_reaches_roc_auc_095(tmp_path):
 
     env = command_env(tmp_path)
     project = copy_project(REPO, tmp_path / "project")
-    set_params(project, {"ingest": {"source": str(real_data_csv())}})
     init_repo(project, env)
-    run(["dvc", "repro"], project, env)
+    # the real file replayed as day batches: 334 rows a day make 30 days, the whole training window
+    replayed = run(["python", "-m", "plantsim", "replay", str(real_data_csv())], project, env)
+    assert "wrote 30 batches to data/batches: 2024-01-01 … 2024-01-30" in replayed.stdout
+    assert "nothing to seed" in run(["dvc", "repro"], project, env).stdout
     raw = (project / "data/raw.csv").read_text().splitlines()
     assert len(raw) == 10001
     metrics = json.loads((project / "metrics/evaluate.json").read_text())

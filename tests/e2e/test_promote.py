@@ -34,7 +34,7 @@ def repo(tmp_path_factory):
     home = tmp_path_factory.mktemp("promote")
     env = command_env(home)
     project = copy_project(REPO, home / "project")
-    set_params(project, {"ingest": {"n_rows": 3000}, "train": {"max_iter": 50},
+    set_params(project, {"ingest": {"window_days": 9}, "train": {"max_iter": 50},
                          "promote": {"thresholds": {"roc_auc": ">= 0.8", "recall": ">= 0.3"}, "tolerance": 0.0,
                                      "trusted_types": [HELPER]}})
     init_repo(project, env)

@@ -26,7 +26,8 @@ def steps(job: dict) -> dict[str, str]:
 def test_workflow_is_valid_yaml_with_the_expected_steps(demo):
     project, _ = demo
     workflow = parse_yaml((project / ".github/workflows/nbops.yml").read_text(), "nbops.yml")
-    assert set(workflow["on"]) == {"push", "pull_request", "workflow_dispatch"}
+    assert set(workflow["on"]) == {"push", "pull_request", "workflow_dispatch", "schedule", "repository_dispatch"}
+    assert workflow["on"]["repository_dispatch"] == {"types": ["drift-detected"]}
     pipeline = workflow["jobs"]["pipeline"]
     runs = list(steps(pipeline).values())
     commands = [next((r for r in runs if needle in r), None) for needle in (
@@ -41,7 +42,7 @@ def test_workflow_is_valid_yaml_with_the_expected_steps(demo):
     assert report_step["if"] == "always()"
     assert pipeline["steps"][0]["with"]["fetch-depth"] == 0  # history for `report --rev`
     # nbops from the index unless the repository variable names a git URL or a wheel
-    assert workflow["env"]["NBOPS_REQUIREMENT"] == "${{ vars.NBOPS_REQUIREMENT || 'nbops[test,promote]' }}"
+    assert workflow["env"]["NBOPS_REQUIREMENT"] == "${{ vars.NBOPS_REQUIREMENT || 'nbops[test,promote,serve]' }}"
 
 
 def test_the_repository_starts_on_the_branch_the_workflow_runs_on(demo):
@@ -52,6 +53,14 @@ def test_the_repository_starts_on_the_branch_the_workflow_runs_on(demo):
     sweep = workflow["jobs"]["sweep"]
     assert len(sweep["strategy"]["matrix"]["C"]) > 1
     assert any("dvc exp run -S \"train.C=${{ matrix.C }}\"" in r for r in steps(sweep).values())
+    retrain = workflow["jobs"]["retrain"]
+    runs = list(steps(retrain).values())
+    commands = [next((r for r in runs if needle in r), None) for needle in (
+        "dvc pull", "scripts/new-data", "dvc repro", "git commit", "dvc push", "nbops promote classifier --to production",
+    )]
+    assert None not in commands, runs
+    assert [runs.index(c) for c in commands] == sorted(runs.index(c) for c in commands)  # in this order
+    assert retrain["permissions"] == {"contents": "write"} and workflow["permissions"] == {"contents": "read"}
 
 
 def test_project_files(demo):

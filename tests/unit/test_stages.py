@@ -152,12 +152,15 @@ def test_recording_calls_are_found_in_the_source():
 
 
 def test_example_project_stages_are_exactly_what_stage_add_writes(tmp_path):
-    """Rebuild the example's dvc.yaml from its notebooks: only data deps/outs are given."""
+    """Rebuild the example's dvc.yaml from its notebooks: only data and code deps/outs are given
+    (the `batches` landing stage runs no notebook: it is kept as written)."""
     project = copy_project(REPO, tmp_path / "example")
     original = load_yaml(project / "dvc.yaml")["stages"]
-    (project / "dvc.yaml").write_text("stages:\n")
+    (project / "dvc.yaml").write_text(
+        "stages:\n  batches:\n    cmd: python -m plantsim seed\n    outs:\n      - data/batches:\n          persist: true\n"
+    )
     given = {
-        "ingest": ([], ["data/raw.csv"]),
+        "ingest": (["data/batches", "plantsim/ai4i.py", "plantsim/batches.py"], ["data/raw.csv"]),
         "featurize": (["data/raw.csv"], ["data/features"]),
         "train": (["data/features/train.csv"], []),
         "evaluate": (["data/features/test.csv"], []),
