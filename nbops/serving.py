@@ -22,7 +22,8 @@ def load_packaged(ref: str, registry: str | None = None) -> Any:
 
 
 def serve(ref: str, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None, registry: str | None = None,
-          capture: str | None = None, sample: float = 1.0, capture_buffer: int | None = None) -> None:
+          capture: str | None = None, sample: float = 1.0, capture_buffer: int | None = None,
+          capture_flush: float | None = None) -> None:
     """Serve NAME[@VERSION|@STAGE]; with `capture` (a folder or fsspec URL) record a `sample` share
     of scored requests there (see nbops/runtime/capture.py)."""
     from . import runtime
@@ -32,9 +33,10 @@ def serve(ref: str, *, host: str = "127.0.0.1", port: int = 8000, token: str | N
         import uvicorn  # noqa: F401
     except ImportError:
         raise ServeError("serving needs uvicorn: pip install 'nbops[serve]'") from None
-    extra = {} if capture_buffer is None else {"capture_buffer": capture_buffer}
+    buffer = {} if capture_buffer is None else {"capture_buffer": capture_buffer}
     try:
-        runtime.serve(model, host=host, port=port, token=token, capture=capture, sample=sample, **extra)
+        runtime.serve(model, host=host, port=port, token=token, capture=capture, sample=sample,
+                      capture_flush=capture_flush, **buffer)
     except (runtime.PackageError, runtime.CaptureError) as exc:  # e.g. it no longer predicts its recorded sample here
         raise ServeError(str(exc)) from None
     except OSError as exc:  # the port is taken, the address is not this machine's...

@@ -33,5 +33,6 @@ def handle(args: argparse.Namespace) -> int:
     except CaptureError as exc:
         raise ServeError(str(exc)) from None
     serve(args.ref, host=args.host, port=args.port, token=args.token, registry=args.registry,
-          capture=args.capture, sample=1.0 if args.sample is None else args.sample, capture_buffer=args.capture_buffer)
+          capture=args.capture, sample=1.0 if args.sample is None else args.sample,
+          capture_buffer=args.capture_buffer, capture_flush=args.capture_flush)
     return 0

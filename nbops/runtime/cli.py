@@ -2,7 +2,7 @@
 
     python -m <package> predict INPUT.csv [-o OUT.csv]
     python -m <package> serve [--host 127.0.0.1] [--port 8000] [--max-rows N] [--access-log]
-                              [--capture DIR|URL [--sample RATE] [--capture-buffer N]]
+                              [--capture DIR|URL [--sample RATE] [--capture-buffer N] [--capture-flush SECONDS]]
 
 Errors are one line on stderr and exit status 1; nothing else of the runtime prints.
 """
@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .capture import DEFAULT_BUFFER_RECORDS
+from .capture import DEFAULT_BUFFER_RECORDS, Capture
 from .errors import CaptureError, InputError, PackageError, say, short
 from .http import DEFAULT_MAX_ROWS, serve
 from .model import PackagedModel
@@ -89,11 +89,15 @@ def main(argv: Sequence[str] | None = None, package_dir: str | os.PathLike[str] 
         token = args.token or os.environ.get(TOKEN_ENV) or None
         if args.max_rows < 1:
             raise InputError("--max-rows must be at least 1")
-        check_capture_arguments(args)
-        serve(PackagedModel.load(folder), host=args.host, port=args.port, token=token,
-              max_rows=args.max_rows, access_log=args.access_log,
-              capture=args.capture, sample=args.sample if args.sample is not None else 1.0,
-              capture_buffer=args.capture_buffer)
+        capture = open_capture(args)  # before loading the model: a bad --capture fails fast
+        try:
+            model = PackagedModel.load(folder)
+        except BaseException:
+            if capture is not None:
+                capture.close(quiet=True)
+            raise
+        serve(model, host=args.host, port=args.port, token=token, max_rows=args.max_rows,
+              access_log=args.access_log, capture=capture)
         return 0
     except (PackageError, InputError, CaptureError) as exc:
         say(f"error: {exc}")
@@ -106,7 +110,7 @@ def main(argv: Sequence[str] | None = None, package_dir: str | os.PathLike[str] 
 
 
 def add_capture_arguments(parser: argparse.ArgumentParser) -> None:
-    """--capture, --sample and --capture-buffer, shared with `nbops serve`."""
+    """--capture, --sample, --capture-buffer and --capture-flush, shared with `nbops serve`."""
     parser.add_argument("--capture", metavar="DIR", help=(
         "record sampled scored requests (inputs, predictions, request id) as JSON lines under DIR, "
         "a folder or an fsspec URL; off unless given, as inputs may be sensitive"))
@@ -114,6 +118,17 @@ def add_capture_arguments(parser: argparse.ArgumentParser) -> None:
                         help="share of scored requests captured, above 0 and at most 1 (default with --capture: 1)")
     parser.add_argument("--capture-buffer", type=int, default=DEFAULT_BUFFER_RECORDS, metavar="N",
                         help="requests waiting to be written at most; beyond, they are dropped and counted (default: %(default)s)")
+    parser.add_argument("--capture-flush", type=float, metavar="SECONDS",
+                        help="how often buffered requests are written (default: 1 s to a folder, 10 s to a URL: a part each time)")
+
+
+def open_capture(args: argparse.Namespace) -> Capture | None:
+    """The Capture the serve options ask for (None without --capture); CaptureError for bad ones."""
+    check_capture_arguments(args)
+    if not args.capture:
+        return None
+    return Capture.open(args.capture, sample=1.0 if args.sample is None else args.sample,
+                        buffer_records=args.capture_buffer, flush_seconds=args.capture_flush)
 
 
 def check_capture_arguments(args: argparse.Namespace) -> None:
@@ -123,3 +138,5 @@ def check_capture_arguments(args: argparse.Namespace) -> None:
         raise CaptureError(f"--sample {args.sample:g}: the share of requests captured must be above 0 and at most 1")
     if args.capture_buffer < 1:
         raise CaptureError("--capture-buffer must be at least 1")
+    if args.capture_flush is not None and not args.capture_flush > 0:
+        raise CaptureError(f"--capture-flush {args.capture_flush:g}: give a number of seconds above 0")

@@ -20,7 +20,9 @@ import json
 import logging
 import os
 import re
+import signal
 import socket
+import threading
 import time
 from typing import Any, Awaitable, Callable, NamedTuple
 
@@ -356,9 +358,10 @@ def serve(
     n_jobs: int | None = 1,
     access_log: bool = False,
     log: Callable[[str], None] | None = None,
-    capture: str | os.PathLike[str] | None = None,
+    capture: str | os.PathLike[str] | Capture | None = None,
     sample: float = 1.0,
     capture_buffer: int = DEFAULT_BUFFER_RECORDS,
+    capture_flush: float | None = None,
 ) -> None:
     """Serve the model (a PackagedModel, or a package folder) with uvicorn until interrupted.
 
@@ -367,9 +370,10 @@ def serve(
     predict in one thread: for request-sized batches joblib's thread start-up costs more than it
     saves (a 300-tree forest: 3× slower per row with n_jobs=-1), and the sums are bit-stable.
 
-    `capture` (a folder or an fsspec URL; off by default, as inputs may be sensitive) records a
-    `sample` share of scored requests there (capture.py), buffering at most `capture_buffer`
-    requests; a clean stop (SIGTERM, Ctrl+C) writes the buffer and logs a summary line."""
+    `capture` (a folder or an fsspec URL, or a Capture already open; off by default, as inputs may
+    be sensitive) records a `sample` share of scored requests there (capture.py), buffering at most `capture_buffer`
+    requests and writing them every `capture_flush` seconds (default: capture.py's); a clean stop
+    (SIGTERM, Ctrl+C) writes the buffer and logs a summary line."""
     try:
         import uvicorn
     except ImportError:
@@ -380,7 +384,9 @@ def serve(
         model.set_n_jobs(n_jobs)
     if n_jobs == 1:
         _limit_native_threads()
-    recorder = Capture.open(capture, sample=sample, buffer_records=capture_buffer, log=log) if capture else None
+    recorder = capture if isinstance(capture, Capture) else None
+    if capture and recorder is None:
+        recorder = Capture.open(capture, sample=sample, buffer_records=capture_buffer, flush_seconds=capture_flush, log=log)
     try:
         app = create_app(model, token=token, max_rows=max_rows, capture=recorder)
         sock = bind(host, port)
@@ -401,12 +407,24 @@ def serve(
         app, log_level="warning", access_log=access_log, lifespan="on", server_header=False,
         timeout_graceful_shutdown=10,
     )
+    # uvicorn stops gracefully on SIGTERM, then raises it again for the handler it found; a SIGTERM
+    # is how servers are stopped, so that handler ends the run normally (exit status 0).
+    previous = _quiet_sigterm()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         sock.close()
         if recorder is not None:
             recorder.close()  # when the lifespan shutdown did not run (idempotent)
+
+
+def _quiet_sigterm() -> Any:
+    """Ignore SIGTERM outside uvicorn's own handling (main thread only); the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda signum, frame: None)
 
 
 def _limit_native_threads() -> None:
