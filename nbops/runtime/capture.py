@@ -395,7 +395,7 @@ def _values(array: Any) -> list[Any]:
     """An array (numpy, pandas, list) as a JSON-ready list; NaN (a null of a nullable column) → null."""
     values = array.tolist() if hasattr(array, "tolist") else list(array)
     kind = getattr(getattr(array, "dtype", None), "kind", "")
-    if kind == "f" or kind == "O":
+    if (kind == "f" and bool((array != array).any())) or kind == "O":  # NaN != NaN; objects may hold NaN
         values = [_no_nan(v) for v in values]
     return values
 
