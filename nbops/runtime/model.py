@@ -124,8 +124,14 @@ class PackagedModel:
     # -- prediction
 
     def _model_input(self, frame: Any) -> Any:
-        # a model fitted on an array (signature type "array") must not see column names
-        return frame.to_numpy() if self.signature_type == "array" else frame
+        # a model fitted on an array (signature type "array") must not see column names; and it
+        # gets rows in C order, as arrays are made: a DataFrame's values come out in Fortran
+        # order, for which BLAS sums in another order (a linear model's last bits would differ)
+        if self.signature_type != "array":
+            return frame
+        import numpy as np
+
+        return np.ascontiguousarray(frame.to_numpy())
 
     def predict(self, X: Any) -> Any:
         """The model's predictions for X (DataFrame, list of records or dict of columns)."""
