@@ -151,11 +151,16 @@ class Capture:
     # -- the writer thread
 
     def _run(self) -> None:
+        """The writer thread: it alone touches the parts (opens, writes, closes them)."""
         while not self._stopping:
             self._wake.wait(self.flush_seconds)
             self._wake.clear()
             self._drain()
         self._drain()
+        try:
+            self._writer.close()
+        except Exception as exc:  # noqa: BLE001
+            self._log(f"capture: closing the last part under {self.root} failed ({short(exc, 200)})")
 
     def _drain(self) -> None:
         with self._lock:
@@ -228,12 +233,10 @@ class Capture:
         self._stopping = True
         self._wake.set()
         self._thread.join(timeout)
-        if self._thread.is_alive():
-            self._log(f"capture: still writing under {self.root} after {timeout:g} s; {self.buffered} records may be lost")
-        try:
-            self._writer.close()
-        except Exception as exc:  # noqa: BLE001
-            self._log(f"capture: closing the last part under {self.root} failed ({short(exc, 200)})")
+        if self._thread.is_alive():  # a slow disk or store: the thread goes on while the process lives
+            self._log(f"capture: still writing under {self.root} after {timeout:g} s; what is not written "
+                      "when the process exits is lost")
+            return
         if not quiet:
             self._log(self.summary())
 
