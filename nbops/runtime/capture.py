@@ -70,7 +70,7 @@ class Capture:
         self.flush_seconds = float(flush_seconds)
         self._writer = writer
         self._log = log or say
-        self._dumps = jsonio.codec()[1]
+        _, self._dumps, self._numpy_native = jsonio.codec()
         self._random = random.random
         self._lock = threading.Lock()
         self._buffer: deque[tuple[Any, ...]] = deque()
@@ -200,6 +200,7 @@ class Capture:
 
     def _line(self, item: tuple[Any, ...]) -> bytes:
         arrived, request_id, model, role, inputs, predictions, probabilities, latency_ms = item
+        native = self._numpy_native
         record: dict[str, Any] = {
             "v": FORMAT_VERSION,
             "ts": _timestamp(arrived),
@@ -209,12 +210,12 @@ class Capture:
             "role": role,
             "latency_ms": round(float(latency_ms), 3),
             "rows": len(predictions),
-            "inputs": {str(name): _values(values) for name, values in inputs.items()},
-            "predictions": _values(predictions),
+            "inputs": {str(name): _values(values, native) for name, values in inputs.items()},
+            "predictions": _values(predictions, native),
         }
         if probabilities is not None:
             record["classes"] = list(getattr(model, "classes", None) or range(probabilities.shape[1]))
-            record["probabilities"] = _values(probabilities)
+            record["probabilities"] = _values(probabilities, native)
             decision = getattr(model, "decision", None)
             if decision is not None:
                 record["decisions"] = decision.apply(probabilities)
@@ -394,10 +395,15 @@ def _day(seconds: float) -> str:
     return time.strftime("%Y-%m-%d", time.gmtime(seconds))
 
 
-def _values(array: Any) -> list[Any]:
-    """An array (numpy, pandas, list) as a JSON-ready list; NaN (a null of a nullable column) → null."""
-    values = array.tolist() if hasattr(array, "tolist") else list(array)
+def _values(array: Any, numpy_native: bool = False) -> Any:
+    """An array (numpy, pandas, list) as the JSON codec takes it: a numeric numpy array as it is
+    when the codec writes those (orjson: NaN → null), else a list, NaN (a null) → None."""
     kind = getattr(getattr(array, "dtype", None), "kind", "")
+    if numpy_native and kind and kind in "biuf" and type(array).__module__ == "numpy" and array.dtype.isnative:
+        import numpy as np
+
+        return np.ascontiguousarray(array)
+    values = array.tolist() if hasattr(array, "tolist") else list(array)
     if (kind == "f" and bool((array != array).any())) or kind == "O":  # NaN != NaN; objects may hold NaN
         values = [_no_nan(v) for v in values]
     return values

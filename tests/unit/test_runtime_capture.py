@@ -85,6 +85,25 @@ def test_records_follow_the_capture_format(model, tmp_path):
     assert shadow["role"] == "shadow" and shadow["request_id"] == "req-1"
 
 
+def strict(token: str):
+    raise ValueError(f"{token} is not JSON")
+
+
+def test_without_orjson_the_lines_are_the_same(model, tmp_path, monkeypatch):
+    records = rows(2) + [{"Type": "M", "Torque [Nm]": None, "Tool wear [min]": 7}]
+    written = []
+    for codec in ("orjson", "json"):
+        if codec == "json":
+            monkeypatch.setitem(sys.modules, "orjson", None)
+        cap, _ = capture(tmp_path / codec)
+        cap.record("r", model, "champion", *score(model, records), 1.0, arrived=DAY)
+        cap.close()
+        [part] = part_paths(tmp_path / codec)
+        written.append(json.loads(Path(part).read_bytes(), parse_constant=strict))
+    assert written[0] == written[1]
+    assert written[1]["inputs"]["Torque [Nm]"] == [30.0, 31.0, None]
+
+
 def test_a_full_buffer_drops_and_counts_and_never_blocks(model, tmp_path):
     cap, log = capture(tmp_path / "cap", buffer_records=3)
     scored = score(model, rows(1))
