@@ -25,17 +25,21 @@ def load_packaged(ref: str, registry: str | None = None) -> Any:
         raise ModelFileError(f"{ref}: cannot load it from the registry {reg.root} ({_os_error(exc)})") from None
 
 
-def serve(ref: str, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None, registry: str | None = None) -> None:
-    """Serve NAME[@VERSION|@STAGE] over HTTP until interrupted. The runtime is a plain ASGI app:
-    uvicorn is all it needs (FastAPI is not used)."""
+def serve(ref: str, *, host: str = "127.0.0.1", port: int = 8000, token: str | None = None, registry: str | None = None,
+          capture: str | None = None, sample: float = 1.0, capture_buffer: int | None = None,
+          capture_flush: float | None = None) -> None:
+    """Serve NAME[@VERSION|@STAGE]; with `capture` (a folder or fsspec URL) record a `sample` share
+    of scored requests there (see nbops/runtime/capture.py)."""
     from . import runtime
     from .extras import require
 
     require("uvicorn", "serve", "serving a model")
     model = load_packaged(ref, registry)
+    buffer = {} if capture_buffer is None else {"capture_buffer": capture_buffer}
     try:
-        runtime.serve(model, host=host, port=port, token=token)
-    except runtime.PackageError as exc:  # e.g. it no longer predicts its recorded sample here
+        runtime.serve(model, host=host, port=port, token=token, capture=capture, sample=sample,
+                      capture_flush=capture_flush, **buffer)
+    except (runtime.PackageError, runtime.CaptureError) as exc:  # e.g. it no longer predicts its recorded sample here
         raise ServeError(str(exc)) from None
     except OSError as exc:  # the runtime names host:port; EADDRINUSE, EACCES (a port below 1024), bad host
         hint = f"; choose another with --port, or stop what uses {port}" if exc.errno == errno.EADDRINUSE else ""

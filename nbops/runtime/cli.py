@@ -2,6 +2,7 @@
 
     python -m <package> predict INPUT.csv [-o OUT.csv]
     python -m <package> serve [--host 127.0.0.1] [--port 8000] [--max-rows N] [--access-log]
+                              [--capture DIR|URL [--sample RATE] [--capture-buffer N] [--capture-flush SECONDS]]
 
 Errors are one line on stderr and exit status 1; nothing else of the runtime prints.
 """
@@ -14,7 +15,8 @@ import sys
 from pathlib import Path
 from typing import Any, Sequence
 
-from .errors import InputError, PackageError, say, short
+from .capture import DEFAULT_BUFFER_RECORDS, Capture
+from .errors import CaptureError, InputError, PackageError, say, short
 from .http import DEFAULT_MAX_ROWS, serve
 from .model import PackagedModel
 
@@ -75,6 +77,7 @@ def main(argv: Sequence[str] | None = None, package_dir: str | os.PathLike[str] 
     server.add_argument("--token", help=f"require 'Authorization: Bearer TOKEN' (better: set {TOKEN_ENV})")
     server.add_argument("--max-rows", type=int, default=DEFAULT_MAX_ROWS, help="largest batch accepted (default: %(default)s)")
     server.add_argument("--access-log", action="store_true", help="log every request")
+    add_capture_arguments(server)
     args = parser.parse_args(argv)
     if getattr(args, "package", None):
         folder = Path(args.package)
@@ -89,10 +92,17 @@ def main(argv: Sequence[str] | None = None, package_dir: str | os.PathLike[str] 
         token = args.token or os.environ.get(TOKEN_ENV) or None
         if args.max_rows < 1:
             raise InputError("--max-rows must be at least 1")
-        serve(PackagedModel.load(folder), host=args.host, port=args.port, token=token,
-              max_rows=args.max_rows, access_log=args.access_log)
+        capture = open_capture(args)  # before loading the model: a bad --capture fails fast
+        try:
+            model = PackagedModel.load(folder)
+        except BaseException:
+            if capture is not None:
+                capture.close(quiet=True)
+            raise
+        serve(model, host=args.host, port=args.port, token=token, max_rows=args.max_rows,
+              access_log=args.access_log, capture=capture)
         return 0
-    except (PackageError, InputError) as exc:
+    except (PackageError, InputError, CaptureError) as exc:
         say(f"error: {exc}")
         return 1
     except OSError as exc:  # a port in use, an unwritable output file...
@@ -100,3 +110,36 @@ def main(argv: Sequence[str] | None = None, package_dir: str | os.PathLike[str] 
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def add_capture_arguments(parser: argparse.ArgumentParser) -> None:
+    """--capture, --sample, --capture-buffer and --capture-flush, shared with `nbops serve`."""
+    parser.add_argument("--capture", metavar="DIR", help=(
+        "record sampled scored requests (inputs, predictions, request id) as JSON lines under DIR, "
+        "a folder or an fsspec URL; off unless given, as inputs may be sensitive"))
+    parser.add_argument("--sample", type=float, metavar="RATE",
+                        help="share of scored requests captured, above 0 and at most 1 (default with --capture: 1)")
+    parser.add_argument("--capture-buffer", type=int, default=DEFAULT_BUFFER_RECORDS, metavar="N",
+                        help="requests waiting to be written at most; beyond, they are dropped and counted (default: %(default)s)")
+    parser.add_argument("--capture-flush", type=float, metavar="SECONDS",
+                        help="how often buffered requests are written (default: 1 s to a folder, 10 s to a URL: a part each time)")
+
+
+def open_capture(args: argparse.Namespace) -> Capture | None:
+    """The Capture the serve options ask for (None without --capture); CaptureError for bad ones."""
+    check_capture_arguments(args)
+    if not args.capture:
+        return None
+    return Capture.open(args.capture, sample=1.0 if args.sample is None else args.sample,
+                        buffer_records=args.capture_buffer, flush_seconds=args.capture_flush)
+
+
+def check_capture_arguments(args: argparse.Namespace) -> None:
+    if args.sample is not None and not args.capture:
+        raise CaptureError("--sample needs --capture DIR (where to write the captured requests)")
+    if args.sample is not None and not 0 < args.sample <= 1:
+        raise CaptureError(f"--sample {args.sample:g}: the share of requests captured must be above 0 and at most 1")
+    if args.capture_buffer < 1:
+        raise CaptureError("--capture-buffer must be at least 1")
+    if args.capture_flush is not None and not args.capture_flush > 0:
+        raise CaptureError(f"--capture-flush {args.capture_flush:g}: give a number of seconds above 0")

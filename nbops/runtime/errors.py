@@ -3,6 +3,8 @@
     PackageError (Exception)      bad or missing package, sha256 mismatch, untrusted types
     InputError (ValueError)       a prediction input that does not fit the signature; `.status`
                                   is the HTTP status it maps to (422, or 413 for oversized)
+    CaptureError (Exception)      request capture cannot start as asked: a folder it cannot
+                                  write, a URL without fsspec, a sample rate out of range
 """
 
 from __future__ import annotations
@@ -20,6 +22,10 @@ class InputError(ValueError):
     def __init__(self, message: str, status: int = 422) -> None:
         super().__init__(message)
         self.status = status
+
+
+class CaptureError(Exception):
+    """Request capture cannot start as asked; the message names the option and the fix."""
 
 
 def short(exc: BaseException, limit: int = 300) -> str:

@@ -1,13 +1,16 @@
-"""The HTTP server: a plain ASGI app with three routes, bound and run by uvicorn.
+"""The HTTP server: a plain ASGI app with four routes, bound and run by uvicorn.
 
     POST /predict    a JSON payload (signature.SHAPES) → predictions (+ probabilities, classes;
                      + decisions and threshold when the package has a decision threshold)
     GET  /health     liveness: always open, even when a bearer token is required
     GET  /metadata   the manifest's summary: signature, metrics, lineage, an example request
+    GET  /metrics    counters in Prometheus' text format (metrics.py)
 
-Three fixed routes do not need a framework, and without one a request costs only JSON parsing,
+Four fixed routes do not need a framework, and without one a request costs only JSON parsing,
 the column-wise validation and the model itself (see bench/serve_bench.py). Every refusal is a
-JSON {"error": "..."} naming the problem, and the server stays up.
+JSON {"error": "..."} naming the problem, and the server stays up. Every answer carries an
+`X-Request-ID`: the request's own when it sent a sane one, else a new one; a scored request that
+is sampled for capture (capture.py) is recorded under that id, so labels can be joined later.
 """
 
 from __future__ import annotations
@@ -17,11 +20,17 @@ import hmac
 import json
 import logging
 import os
+import re
+import signal
 import socket
+import threading
+import time
 from typing import Any, Awaitable, Callable, NamedTuple
 
 from . import jsonio
+from .capture import DEFAULT_BUFFER_RECORDS, Capture
 from .errors import InputError, PackageError, say, short
+from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, ServerMetrics
 from .model import PackagedModel
 from .signature import SHAPES, rows_hint
 
@@ -31,6 +40,8 @@ DEFAULT_MAX_ROWS = 10_000
 INLINE_ROWS = 1_000
 #: Routes answered without the bearer token (liveness probes carry none).
 OPEN_PATHS = frozenset({"/health"})
+#: A request's own X-Request-ID is kept when it is 1-128 of these characters; else one is made.
+_SANE_REQUEST_ID = re.compile(rb"[A-Za-z0-9._~:@+/=-]{1,128}")
 
 _JSON_HEADERS = [(b"content-type", b"application/json")]
 _log = logging.getLogger("nbops.runtime")
@@ -68,11 +79,44 @@ def header(scope: dict[str, Any], name: bytes, default: bytes | None = None) -> 
     return next((value for key, value in scope["headers"] if key == name), default)
 
 
+def request_id(scope: dict[str, Any]) -> bytes:
+    """The request's X-Request-ID when it is sane (bounded length, plain characters), else a new
+    random one (128 bits, hex)."""
+    given = header(scope, b"x-request-id")
+    if given is not None and _SANE_REQUEST_ID.fullmatch(given):
+        return given
+    return os.urandom(16).hex().encode()
+
+
+class Exchange:
+    """One request as the app's hooks see it: its id, when it arrived, and the status answered.
+    Its `send` adds the X-Request-ID header to the answer and notes the status."""
+
+    __slots__ = ("request_id", "arrived", "started", "status", "captured", "_send")
+
+    def __init__(self, scope: dict[str, Any], send: Any) -> None:
+        self.request_id = request_id(scope)
+        self.arrived = time.time()
+        self.started = time.perf_counter()
+        self.status = 0
+        self.captured = False  # whether the champion's answer was captured (a shadow's follows it)
+        self._send = send
+
+    async def send(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+            message = {**message, "headers": [*message.get("headers", ()), (b"x-request-id", self.request_id)]}
+        await self._send(message)
+
+
 class App:
     """The ASGI app serving one PackagedModel; see `create_app`."""
 
-    def __init__(self, model: PackagedModel, *, token: str | None, max_rows: int, max_body_bytes: int | None) -> None:
+    def __init__(self, model: PackagedModel, *, token: str | None, max_rows: int, max_body_bytes: int | None,
+                 capture: Capture | None = None) -> None:
         self.model = model
+        self.capture = capture
+        self.metrics = ServerMetrics(lambda: (self.model.name, self.model.version), capture)
         self.max_rows = max_rows
         self.max_body_bytes = max(1 << 20, 2048 * max_rows) if max_body_bytes is None else max_body_bytes
         self.expected_token = token.encode("latin-1") if token else None
@@ -88,14 +132,17 @@ class App:
             "/predict": Route(("POST",), self.predict, "use POST /predict with a JSON body"),
             "/health": Route(("GET", "HEAD"), self.health, "use GET /health"),
             "/metadata": Route(("GET", "HEAD"), self.metadata, "use GET /metadata"),
+            "/metrics": Route(("GET", "HEAD"), self.prometheus, "use GET /metrics"),
         }
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             if scope["type"] == "lifespan":
-                await lifespan(receive, send)
+                await lifespan(receive, send, self.shutdown)
             return
         path = scope["path"]
+        exchange = scope["nbops.exchange"] = Exchange(scope, send)
+        send = exchange.send
         try:
             if self.expected_token is not None and path not in OPEN_PATHS:
                 self.check_token(scope)
@@ -110,6 +157,15 @@ class App:
             await self.error(send, refusal.status, refusal.message, refusal.headers)
         except _Disconnected:
             return
+        finally:
+            if exchange.status:  # 0: the client left before an answer
+                route = path if path in self.routes else "other"  # unknown paths: one label, not one each
+                self.metrics.observe_request(route, exchange.status, time.perf_counter() - exchange.started)
+
+    async def shutdown(self) -> None:
+        """At the lifespan's shutdown (SIGTERM, Ctrl+C): write what the capture buffer holds."""
+        if self.capture is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.capture.close)
 
     async def error(self, send: Any, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
         await respond(send, status, self.dumps({"error": message}), extra)
@@ -130,6 +186,12 @@ class App:
     async def metadata(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         await respond(send, 200, self.metadata_body)
 
+    async def prometheus(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+        body = self.metrics.render()
+        headers = [(b"content-type", METRICS_CONTENT_TYPE), (b"content-length", str(len(body)).encode())]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
     async def predict(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         check_json_content(scope)
         body = await self.read_body(scope, receive)
@@ -139,11 +201,12 @@ class App:
             payload = self.loads(body)
         except ValueError as exc:  # orjson.JSONDecodeError and json's are ValueErrors (jsonio's too)
             raise Refusal(400, f"request body is not valid JSON ({short(exc, 120)})") from None
+        exchange = scope["nbops.exchange"]
         try:
             if rows_hint(payload) > INLINE_ROWS:
-                answer = await asyncio.get_running_loop().run_in_executor(None, self.score, payload)
+                answer = await asyncio.get_running_loop().run_in_executor(None, self.score, payload, exchange)
             else:
-                answer = self.score(payload)
+                answer = self.score(payload, exchange)
         except InputError as exc:
             raise Refusal(exc.status, str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the model raised: answer, log, stay up
@@ -174,16 +237,26 @@ class App:
             more = message.get("more_body", False)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def score(self, payload: Any) -> bytes:
+    def score(self, payload: Any, exchange: Exchange | None = None) -> bytes:
         """A decoded payload → the answer's JSON bytes (InputError for a payload that does not fit)."""
-        frame = self.model.frame(payload, max_rows=self.max_rows)
-        predictions, probabilities = self.model.predict_frame(frame)
+        inputs = self.model.arrays(payload, max_rows=self.max_rows)
+        predictions, probabilities = self.model.predict_frame(inputs)
+        self.scored(exchange, self.model, inputs, predictions, probabilities)
         head = b'{"predictions":' + self.dumps(jsonio.array_json(predictions, self.numpy_native))
         if probabilities is not None:
             head += b',"probabilities":' + self.dumps(jsonio.array_json(probabilities, self.numpy_native))
             if self.model.decision is not None:
                 head += b',"decisions":' + self.dumps(self.model.decision.apply(probabilities))
         return head + b"," + self.tail
+
+    def scored(self, exchange: Exchange | None, model: PackagedModel, inputs: Any, predictions: Any, probabilities: Any) -> None:
+        """The hook after each scored request: count its rows; capture it if sampled."""
+        self.metrics.add_rows(model.name, model.version, "champion", len(predictions))
+        capture = self.capture
+        if capture is not None and exchange is not None and capture.wants():
+            exchange.captured = capture.record(
+                exchange.request_id.decode(), model, "champion", inputs, predictions, probabilities,
+                (time.perf_counter() - exchange.started) * 1e3, arrived=exchange.arrived)
 
 
 def check_json_content(scope: dict[str, Any]) -> None:
@@ -206,25 +279,30 @@ def create_app(
     token: str | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
     max_body_bytes: int | None = None,
+    capture: Capture | None = None,
 ) -> App:
-    """An ASGI app serving `model`: POST /predict, GET /health, GET /metadata.
+    """An ASGI app serving `model`: POST /predict, GET /health, GET /metadata, GET /metrics.
 
     Bad input gets a JSON {"error": "..."} naming the problem: 400 for a body that is not
     valid JSON (or nested too deeply), 415 for one declared as another media type, 422 for a wrong shape, column, dtype or null and for an empty batch, 413 for more than
     `max_rows` rows or a body over `max_body_bytes` (default: 2 KB per row allowed), 401 when a
     bearer `token` is set and the request lacks it (/health is open, for liveness probes).
     The model is warmed up first (PackageError if it no longer predicts its recorded sample).
+    With `capture` (capture.Capture), sampled scored requests are recorded; the app closes it
+    (writing what is buffered) at the lifespan's shutdown.
     """
     model.warmup()
-    return App(model, token=token, max_rows=max_rows, max_body_bytes=max_body_bytes)
+    return App(model, token=token, max_rows=max_rows, max_body_bytes=max_body_bytes, capture=capture)
 
 
-async def lifespan(receive: Any, send: Any) -> None:
+async def lifespan(receive: Any, send: Any, on_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
     while True:
         message = await receive()
         if message["type"] == "lifespan.startup":
             await send({"type": "lifespan.startup.complete"})
         elif message["type"] == "lifespan.shutdown":
+            if on_shutdown is not None:
+                await on_shutdown()
             await send({"type": "lifespan.shutdown.complete"})
             return
 
@@ -287,13 +365,22 @@ def serve(
     n_jobs: int | None = 1,
     access_log: bool = False,
     log: Callable[[str], None] | None = None,
+    capture: str | os.PathLike[str] | Capture | None = None,
+    sample: float = 1.0,
+    capture_buffer: int = DEFAULT_BUFFER_RECORDS,
+    capture_flush: float | None = None,
 ) -> None:
     """Serve the model (a PackagedModel, or a package folder) with uvicorn until interrupted.
 
     Binds 127.0.0.1 unless told otherwise; port 0 picks a free port. Logs one line with the URL
     once the socket listens. `n_jobs=1` (the default; None keeps the model's own) makes the model
     predict in one thread: for request-sized batches joblib's thread start-up costs more than it
-    saves (a 300-tree forest: 3× slower per row with n_jobs=-1), and the sums are bit-stable."""
+    saves (a 300-tree forest: 3× slower per row with n_jobs=-1), and the sums are bit-stable.
+
+    `capture` (a folder or an fsspec URL, or a Capture already open; off by default, as inputs may
+    be sensitive) records a `sample` share of scored requests there (capture.py), buffering at most `capture_buffer`
+    requests and writing them every `capture_flush` seconds (default: capture.py's); a clean stop
+    (SIGTERM, Ctrl+C) writes the buffer and logs a summary line."""
     try:
         import uvicorn
     except ImportError:
@@ -304,23 +391,47 @@ def serve(
         model.set_n_jobs(n_jobs)
     if n_jobs == 1:
         _limit_native_threads()
-    app = create_app(model, token=token, max_rows=max_rows)
-    sock = bind(host, port)
+    recorder = capture if isinstance(capture, Capture) else None
+    if capture and recorder is None:
+        recorder = Capture.open(capture, sample=sample, buffer_records=capture_buffer, flush_seconds=capture_flush, log=log)
+    try:
+        app = create_app(model, token=token, max_rows=max_rows, capture=recorder)
+        sock = bind(host, port)
+    except BaseException:
+        if recorder is not None:
+            recorder.close(quiet=True)  # nothing was served: the error is the one line to show
+        raise
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     note = ", bearer token required" if token else ""
+    if recorder is not None:
+        note += f"; capturing {recorder.sample * 100:g}% of scored requests under {recorder.root}"
     (log or say)(
         f"{model.name} {model.version}: serving on http://{shown}:{bound_port} "
-        f"(POST /predict, GET /health, GET /metadata{note}); Ctrl+C stops"
+        f"(POST /predict, GET /health, GET /metadata, GET /metrics{note}); Ctrl+C stops"
     )
     config = uvicorn.Config(
         app, log_level="warning", access_log=access_log, lifespan="on", server_header=False,
         timeout_graceful_shutdown=10,
     )
+    # uvicorn stops gracefully on SIGTERM, then raises it again for the handler it found; a SIGTERM
+    # is how servers are stopped, so that handler ends the run normally (exit status 0).
+    previous = _quiet_sigterm()
     try:
         uvicorn.Server(config).run(sockets=[sock])
     finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
         sock.close()
+        if recorder is not None:
+            recorder.close()  # when the lifespan shutdown did not run (idempotent)
+
+
+def _quiet_sigterm() -> Any:
+    """Ignore SIGTERM outside uvicorn's own handling (main thread only); the previous handler."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    return signal.signal(signal.SIGTERM, lambda signum, frame: None)
 
 
 def _limit_native_threads() -> None:

@@ -14,16 +14,11 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import PackageError, short
+from .shortcuts import answers_shortcut, columns_shortcut, qualname
 from .signature import Signature
 from .trust import load_skops
 
 MANIFEST_FILE = "manifest.json"
-#: Final estimators whose `predict` is exactly `classes_.take(argmax(predict_proba))`, so one
-#: pass gives both (a 300-tree forest costs the same twice otherwise). Exact types only.
-_PREDICT_IS_ARGMAX_PROBA = frozenset({
-    "sklearn.ensemble._forest.RandomForestClassifier",
-    "sklearn.ensemble._forest.ExtraTreesClassifier",
-})
 
 
 class Decision:
@@ -86,10 +81,12 @@ class PackagedModel:
         if entry is not None and not isinstance(entry, dict):
             raise PackageError(f"{self._where()}: decision must be an object with a threshold")
         self.decision: Decision | None = Decision(entry, self.classes, self._where()) if entry else None
-        # Shortcuts of predict_frame, enabled by warmup() once proven identical on the sample input.
-        self._one_pass = False  # predictions taken from predict_proba (forests)
+        # Shortcuts of predict_frame (see shortcuts.py), enabled by warmup() once proven identical
+        # on the sample input.
         self._transforms: list[Any] | None = None  # a pipeline's transformers, run once for both answers
         self._final: Any = None
+        self._columns_step: Callable[[dict[str, Any]], Any] | None = None  # the first transformer on numpy columns
+        self._answers: Callable[[Any], tuple[Any, Any]] | None = None  # predictions + probabilities in one pass
         self._warm = False
 
     def __repr__(self) -> str:
@@ -160,6 +157,11 @@ class PackagedModel:
         a list of records, a dict of columns or a JSON-decoded request payload (signature.SHAPES)."""
         return self.signature.frame(payload, max_rows=max_rows)
 
+    def arrays(self, payload: Any, *, max_rows: int | None = None) -> dict[str, Any]:
+        """The validated columns as {name: numpy array}: what `frame` holds, without building the
+        DataFrame; `predict_frame` takes them, and skips pandas where the warm-up allows it."""
+        return self.signature.arrays(payload, max_rows=max_rows)
+
     # -- prediction
 
     def _model_input(self, frame: Any) -> Any:
@@ -196,27 +198,28 @@ class PackagedModel:
     def has_proba(self) -> bool:
         return hasattr(self.model, "predict_proba")
 
-    def predict_frame(self, frame: Any) -> tuple[Any, Any]:
-        """(predictions, probabilities or None) for an already validated frame (see `frame`).
+    def predict_frame(self, inputs: Any) -> tuple[Any, Any]:
+        """(predictions, probabilities or None) for already validated inputs: a DataFrame from
+        `frame`, or the columns from `arrays`.
 
-        After `warmup` has proven them identical on the sample input, two shortcuts apply: a
-        pipeline's transformers run once for both answers, and for a forest the predictions are
-        taken from the probabilities, as the forest's own `predict` does."""
-        X = self._model_input(frame)
+        After `warmup` has proven them bit-identical on the sample input, shortcuts apply (see
+        shortcuts.py): a pipeline's transformers run once for both answers, its ColumnTransformer
+        runs on the numpy columns without pandas, and one pass of the classifier gives both."""
         if not self.has_proba:
-            return self.model.predict(X), None
+            return self.model.predict(self._model_input(_as_frame(inputs))), None
         if self._transforms is None:
-            head, final = X, self.model
+            head, final = self._model_input(_as_frame(inputs)), self.model
         else:
-            head, final = X, self._final
-            for step in self._transforms:
+            final, steps = self._final, self._transforms
+            if self._columns_step is not None and isinstance(inputs, dict):
+                head, steps = self._columns_step(inputs), steps[1:]
+            else:
+                head = self._model_input(_as_frame(inputs))
+            for step in steps:
                 head = step.transform(head)
-        probabilities = final.predict_proba(head)
-        if self._one_pass:
-            import numpy as np
-
-            return self._final_classes.take(np.argmax(probabilities, axis=1), axis=0), probabilities
-        return final.predict(head), probabilities
+        if self._answers is not None:
+            return self._answers(head)
+        return final.predict(head), final.predict_proba(head)
 
     def warmup(self) -> None:
         """Predict the manifest's sample input once: imports what prediction imports lazily, checks
@@ -228,9 +231,8 @@ class PackagedModel:
         if not sample or not sample.get("data"):
             self._warm = True
             return
-        import numpy as np
-
-        frame = self.frame(dict(zip(sample["columns"], zip(*sample["data"]))))
+        columns = dict(zip(sample["columns"], zip(*sample["data"])))
+        frame = self.frame(columns)
         X = self._model_input(frame)
         predictions = self.model.predict(X)
         expected = self.manifest.get("sample_predictions")
@@ -250,26 +252,51 @@ class PackagedModel:
                 f"{self._where()}: the model's decisions on its sample differ from the recorded ones "
                 f"(threshold {self.decision.threshold}); reinstall the package's pinned requirements"
             )
+        self._enable_shortcuts(frame, self.arrays(columns), predictions, probabilities)
+
+    def _enable_shortcuts(self, frame: Any, arrays: dict[str, Any], predictions: Any, probabilities: Any) -> None:
+        """Each shortcut that gives exactly the model's own answers on the sample; none that does not."""
+        import numpy as np
+
+        def same(answers: tuple[Any, Any]) -> bool:
+            return (np.array_equal(answers[0], predictions)
+                    and np.array_equal(answers[1], probabilities, equal_nan=True))
+
         final = self.model
-        if _qualname(self.model) == "sklearn.pipeline.Pipeline":
+        if qualname(self.model) == "sklearn.pipeline.Pipeline":
             final = self.model.steps[-1][1]
-            transforms = [step for _, step in self.model.steps[:-1] if step is not None and not isinstance(step, str)]
-            if all(step == "passthrough" or step is None or hasattr(step, "transform") for _, step in self.model.steps[:-1]):
-                self._transforms, self._final = transforms, final
-        if _qualname(final) in _PREDICT_IS_ARGMAX_PROBA and getattr(final, "n_outputs_", 1) == 1:
-            self._final_classes, self._one_pass = final.classes_, True
+            steps = [step for _, step in self.model.steps[:-1]]
+            if all(step is None or step == "passthrough" or hasattr(step, "transform") for step in steps):
+                self._transforms = [step for step in steps if step is not None and not isinstance(step, str)]
+                self._final = final
+        self._answers = answers_shortcut(final)
         try:
-            shortcut_predictions, shortcut_probabilities = self.predict_frame(frame)
-            same = (np.array_equal(shortcut_predictions, predictions)
-                    and np.array_equal(shortcut_probabilities, probabilities, equal_nan=True))
+            if not same(self.predict_frame(frame)):
+                self._transforms, self._answers = None, None
         except Exception:  # noqa: BLE001 - a shortcut that fails is not taken
-            same = False
-        if not same:
-            self._transforms, self._one_pass = None, False
+            self._transforms, self._answers = None, None
+        if not self._transforms:
+            return
+        first = self._transforms[0]
+        kinds = {spec.name: spec.kind for spec in self.signature.specs}
+        try:
+            self._columns_step = columns_shortcut(first, kinds)
+            if self._columns_step is not None:
+                head, expected_head = self._columns_step(arrays), first.transform(frame)
+                if not (type(head) is type(expected_head) and head.dtype == expected_head.dtype
+                        and np.array_equal(head, expected_head, equal_nan=True) and same(self.predict_frame(arrays))):
+                    self._columns_step = None
+        except Exception:  # noqa: BLE001
+            self._columns_step = None
 
 
-def _qualname(obj: Any) -> str:
-    return f"{type(obj).__module__}.{type(obj).__qualname__}"
+def _as_frame(inputs: Any) -> Any:
+    """Validated columns ({name: array}) as the DataFrame `frame` would have made of them."""
+    if isinstance(inputs, dict):
+        import pandas as pd
+
+        return pd.DataFrame(inputs, copy=False)
+    return inputs
 
 
 def _same_predictions(predictions: Any, expected: list[Any]) -> bool:

@@ -85,6 +85,13 @@ class Signature:
         a list of records, a dict of columns or a JSON-decoded request payload (see SHAPES)."""
         import pandas as pd
 
+        return pd.DataFrame(self.arrays(payload, max_rows=max_rows), copy=False)
+
+    def arrays(self, payload: Any, *, max_rows: int | None = None) -> dict[str, Any]:
+        """The validated columns as {name: array}, in the signature's order and dtypes: what `frame`
+        puts in its DataFrame (the server skips building one when the model does not need it)."""
+        import pandas as pd
+
         if isinstance(payload, pd.DataFrame):
             return self._from_dataframe(payload, max_rows)
         if max_rows is not None and rows_hint(payload) > max_rows:  # refuse before walking the rows
@@ -94,8 +101,7 @@ class Signature:
             raise InputError("empty batch: no rows to predict")
         if max_rows is not None and n > max_rows:
             raise InputError(f"batch of {n} rows is over the limit of {max_rows} rows; send smaller batches", 413)
-        arrays = {spec.name: self._array(spec, columns[spec.name]) for spec in self.specs}
-        return pd.DataFrame(arrays, copy=False)
+        return {spec.name: self._array(spec, columns[spec.name]) for spec in self.specs}
 
     def _column_values(self, payload: Any) -> tuple[dict[str, Sequence[Any]], int]:
         """Payload → ({column: values}, rows), checking the shape and the set of columns."""
@@ -282,7 +288,7 @@ class Signature:
         except (TypeError, ValueError) as exc:
             raise InputError(f"column '{spec.name}' cannot be read as {spec.dtype}: {short(exc, 120)}") from None
 
-    def _from_dataframe(self, df: Any, max_rows: int | None) -> Any:
+    def _from_dataframe(self, df: Any, max_rows: int | None) -> dict[str, Any]:
         import numpy as np
         import pandas as pd
 
@@ -318,7 +324,7 @@ class Signature:
             if array is None:
                 array = self._array_slow(spec, series.tolist())
             arrays[spec.name] = array
-        return pd.DataFrame(arrays, copy=False)
+        return arrays
 
     # -- prediction
 

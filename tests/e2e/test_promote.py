@@ -20,6 +20,7 @@ from types import SimpleNamespace
 
 import pytest
 
+from nbops.runtime import read_records
 from nbops.testing import command_env, copy_project, fresh_venv, init_repo, run, set_params
 
 from ..conftest import REPO
@@ -408,10 +409,13 @@ def wait_http(url: str, proc: subprocess.Popen, timeout: float = 60) -> None:
     raise AssertionError(f"{url} did not answer in {timeout} s")
 
 
-def post(url: str, payload: object) -> tuple[int, dict]:
-    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers={"Content-Type": "application/json"})
+def post(url: str, payload: object, request_id: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json", **({"X-Request-ID": request_id} if request_id else {})}
+    request = urllib.request.Request(url, data=json.dumps(payload).encode(), headers=headers)
     try:
         with urllib.request.urlopen(request, timeout=10) as response:
+            if request_id:
+                assert response.headers["X-Request-ID"] == request_id
             return response.status, json.loads(response.read())
     except urllib.error.HTTPError as error:
         return error.code, json.loads(error.read())
@@ -425,11 +429,12 @@ def test_nbops_serve_and_predict(project):
     records = [dict(zip(sample["columns"], row)) for row in sample["data"]]
 
     port = free_port()
-    server = subprocess.Popen(["nbops", "serve", f"{MODEL}@staging", "--port", str(port)], cwd=root, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    captured = root / "captured"
+    server = subprocess.Popen(["nbops", "serve", f"{MODEL}@staging", "--port", str(port), "--capture", str(captured)],
+                              cwd=root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", server)
-        status, body = post(f"http://127.0.0.1:{port}/predict", records)
+        status, body = post(f"http://127.0.0.1:{port}/predict", records, request_id="first-order")
         assert status == 200 and body["predictions"] == manifest["sample_predictions"]
         status, body = post(f"http://127.0.0.1:{port}/predict", [{k: v for k, v in records[0].items() if k != "Type"}])
         assert status == 422 and "Type" in body["error"]
@@ -437,7 +442,10 @@ def test_nbops_serve_and_predict(project):
             assert json.loads(response.read())["version"] == "0.1.0"
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        assert server.wait(timeout=30) == 0, server.stderr.read()
+    [record] = read_records(captured)  # the refused request is not captured
+    assert (record["request_id"], record["model"], record["version"]) == ("first-order", MODEL, "0.1.0")
+    assert record["predictions"] == manifest["sample_predictions"]
 
     test_csv = root / "data/features/test.csv"
     out = root / "scored.csv"
@@ -489,15 +497,22 @@ def test_wheel_installs_in_a_fresh_venv_and_predicts_like_the_notebook(wheel_ven
     assert (tmp_path / "out.csv").read_text().count("\n") == len(sample["data"]) + 1
 
     port = free_port()
-    server = subprocess.Popen([python, "-m", "failure_predictor", "serve", "--port", str(port)], cwd=tmp_path,
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    captured = tmp_path / "captured"
+    server = subprocess.Popen([python, "-m", "failure_predictor", "serve", "--port", str(port), "--capture", str(captured),
+                               "--sample", "1"], cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         wait_http(f"http://127.0.0.1:{port}/health", server)
-        status, body = post(f"http://127.0.0.1:{port}/predict", {"dataframe_split": sample})
+        status, body = post(f"http://127.0.0.1:{port}/predict", {"dataframe_split": sample}, request_id="from-the-wheel")
         assert status == 200 and body["predictions"] == manifest["sample_predictions"]
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics") as response:
+            assert f'nbops_model_info{{model="{MODEL}",version="{out["version"]}"}} 1' in response.read().decode()
     finally:
         server.terminate()
-        server.wait(timeout=30)
+        assert server.wait(timeout=30) == 0, server.stderr.read()
+    # written by the wheel's own runtime copy (no nbops installed there), read by nbops'
+    [record] = read_records(captured)
+    assert record["request_id"] == "from-the-wheel" and record["predictions"] == manifest["sample_predictions"]
+    assert record["inputs"] == {c: [row[i] for row in sample["data"]] for i, c in enumerate(sample["columns"])}
 
 
 def test_the_installed_wheel_refuses_malicious_model_files(wheel_venv, tmp_path):

@@ -126,8 +126,10 @@ def test_n_jobs_1_and_one_pass_prediction_change_nothing(package, manifest):
     fast = PackagedModel.load(package, n_jobs=1)
     assert fast.model.get_params()["randomforestclassifier__n_jobs"] == 1
     fast.warmup()
-    assert fast._one_pass  # a forest: predictions derived from the one predict_proba pass
+    assert fast._answers is not None  # a forest: predictions derived from the one predict_proba pass
     assert fast._transforms  # a pipeline: its column transformer runs once for both answers
+    # not on numpy columns: pandas makes the passthrough of a bool beside numbers an object array
+    assert fast._columns_step is None
     predictions, probabilities = fast.predict_frame(fast.frame(records(manifest)))
     assert predictions.tolist() == manifest["sample_predictions"]
     assert predictions.tolist() == fast.model.predict(fast.frame(records(manifest))).tolist()
