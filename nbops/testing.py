@@ -199,14 +199,15 @@ def register_model(
     X_train: Any,
     *,
     metrics: Mapping[str, float] | None = None,
-    version: str = "0.1.0",
+    version: str | None = "0.1.0",
     stage: str | None = "production",
     registry: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Save `model` with its reference profile into `project`/models (as nbops.save_model in a
     stage would) and publish it as a package version in a real registry (default
-    `project`/registry), without a pipeline: for tests and benchmarks of what reads packages.
-    Returns the package folder."""
+    `project`/registry; a folder or an fsspec URL), without a pipeline: for tests and benchmarks
+    of what reads packages. `version=None` publishes the next version. Returns the package folder
+    (its URL for a remote registry)."""
     from . import package, record
     from .registry import Registry
 
@@ -224,13 +225,72 @@ def register_model(
             else:
                 os.environ[key] = value
     reg = Registry(registry or project / "registry")
-    build = reg.build_dir(name)
     keep = ("description", "estimator", "task", "classes", "signature", "sample_input", "sample_predictions",
             "sample_probabilities", "versions")
-    manifest = {**{k: saved[k] for k in keep}, "name": name, "version": version, "metrics": dict(metrics or {})}
-    models = project / "models"
-    package.build_core(build, manifest, models / f"{name}.skops", models / f"{name}.profile.json")
-    path = reg.publish(name, version, build)
+    with reg.lock(name):
+        version = version or reg.next_version(name)
+        build = reg.build_dir(name)
+        manifest = {**{k: saved[k] for k in keep}, "name": name, "version": version, "metrics": dict(metrics or {})}
+        models = project / "models"
+        package.build_core(build, manifest, models / f"{name}.skops", models / f"{name}.profile.json")
+        path = reg.publish(name, version, build)
     if stage:
         reg.assign(name, version, stage)
-    return Path(path)
+    return Path(path) if reg.local else path  # type: ignore[return-value]
+
+
+class S3Server:
+    """A real S3-API server (moto's standalone server, `pip install 'moto[server]'`) on 127.0.0.1
+    and a port the OS picks, for tests of object storage. `env` points S3 clients (s3fs, DVC,
+    boto3) at it with throwaway credentials; `make_bucket(name)` creates a bucket.
+
+        with S3Server(tmp_path) as s3:
+            run(["nbops", "promote", ...], cwd, {**env, **s3.env, "NBOPS_REGISTRY": "s3://models/registry"})
+    """
+
+    def __init__(self, home: str | os.PathLike[str], *, timeout: float = 60) -> None:
+        import secrets
+        import time
+
+        self.log = Path(home) / "moto-server.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+            stdout=subprocess.DEVNULL, stderr=self.log.open("w"), stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while "Running on http://127.0.0.1:" not in self.log.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"moto's S3 server did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
+        port = self.log.read_text().split("Running on http://127.0.0.1:", 1)[1].split()[0].strip("/")
+        self.endpoint = f"http://127.0.0.1:{int(port)}"
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "nbops-test-" + secrets.token_hex(4),
+            "AWS_SECRET_ACCESS_KEY": secrets.token_hex(20),  # tests check it is printed nowhere
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": self.endpoint,
+        }
+
+    def make_bucket(self, name: str) -> str:
+        import s3fs
+
+        fs = s3fs.S3FileSystem(key=self.env["AWS_ACCESS_KEY_ID"], secret=self.env["AWS_SECRET_ACCESS_KEY"],
+                               client_kwargs={"endpoint_url": self.endpoint, "region_name": "us-east-1"})
+        fs.mkdir(name)
+        return f"s3://{name}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> S3Server:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()

@@ -16,11 +16,20 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--token", default=os.environ.get("NBOPS_SERVE_TOKEN"),
                         help="require `Authorization: Bearer TOKEN` (default: $NBOPS_SERVE_TOKEN)")
     parser.add_argument("--registry", help="registry root (path or fsspec URL)")
+    parser.add_argument("--no-follow", dest="follow", action="store_false",
+                        help="serve the version NAME@STAGE names now, and keep it (default: follow the stage, switching as it moves)")
+    parser.add_argument("--poll", type=float, default=1.0, metavar="SECONDS",
+                        help="how often a followed stage is read (default: %(default)s s)")
+    parser.add_argument("--shadow", metavar="NAME@STAGE",
+                        help="also score each request with this challenger, off the request path (e.g. NAME@staging)")
+    parser.add_argument("--shadow-queue", type=int, default=1000, metavar="N",
+                        help="requests waiting for the challenger at most; beyond, they are dropped and counted (default: %(default)s)")
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     from ..serving import serve
 
-    serve(args.ref, host=args.host, port=args.port, token=args.token, registry=args.registry)
+    serve(args.ref, host=args.host, port=args.port, token=args.token, registry=args.registry,
+          follow=args.follow, poll=args.poll, shadow=args.shadow, shadow_queue=args.shadow_queue)
     return 0

@@ -17,6 +17,8 @@ against the trust policy before constructing anything; skops never unpickles.
     model       PackagedModel: load (sha256, manifest), predict, warm-up; decision thresholds
     jsonio      the JSON codec (orjson when present, the stdlib otherwise)
     http        the ASGI app, its routes, bind, serve()
+    follow      follow a registry stage: poll, load and check a new version beside the old, switch
+    shadow      score each request with a challenger too, off the request path
     cli         `python -m <package>`: predict a CSV, serve
 
     model = PackagedModel.load("registry/failure-predictor/0.1.0")
@@ -29,8 +31,10 @@ from __future__ import annotations
 
 from .cli import TOKEN_ENV, main, predict_csv
 from .errors import InputError, PackageError
+from .follow import Follower, StageSource
 from .http import DEFAULT_MAX_ROWS, create_app, serve
 from .model import MANIFEST_FILE, PackagedModel
+from .shadow import Shadow
 from .trust import HOW_TO_ALLOW, check_schema, load_skops, parse_trusted_types
 
 __all__ = [
@@ -41,6 +45,9 @@ __all__ = [
     "PackageError",
     "InputError",
     "PackagedModel",
+    "Follower",
+    "StageSource",
+    "Shadow",
     "check_schema",
     "parse_trusted_types",
     "load_skops",

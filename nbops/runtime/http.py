@@ -2,28 +2,37 @@
 
     POST /predict    a JSON payload (signature.SHAPES) → predictions (+ probabilities, classes;
                      + decisions and threshold when the package has a decision threshold)
-    GET  /health     liveness: always open, even when a bearer token is required
+    GET  /health     liveness: always open, even when a bearer token is required; the version
+                     served, and what follow.py / shadow.py report when following a stage
     GET  /metadata   the manifest's summary: signature, metrics, lineage, an example request
 
 Three fixed routes do not need a framework, and without one a request costs only JSON parsing,
 the column-wise validation and the model itself (see bench/serve_bench.py). Every refusal is a
-JSON {"error": "..."} naming the problem, and the server stays up.
+JSON {"error": "..."} naming the problem, and the server stays up. Every answer names the version
+that served it (`X-Model-Version`, and "version" in the body): a server following a registry
+stage (follow.py) switches versions while it runs, and a request is answered by the version that
+was current when it arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
 import os
 import socket
-from typing import Any, Awaitable, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, NamedTuple
 
 from . import jsonio
 from .errors import InputError, PackageError, say, short
 from .model import PackagedModel
 from .signature import SHAPES, rows_hint
+
+if TYPE_CHECKING:
+    from .follow import Follower
+    from .shadow import Shadow
 
 DEFAULT_MAX_ROWS = 10_000
 #: Batches up to this many rows are predicted on the event loop; larger ones in a worker
@@ -68,22 +77,39 @@ def header(scope: dict[str, Any], name: bytes, default: bytes | None = None) -> 
     return next((value for key, value in scope["headers"] if key == name), default)
 
 
-class App:
-    """The ASGI app serving one PackagedModel; see `create_app`."""
+class Served:
+    """A model as the app serves it, with the parts of its answers that never change serialised
+    once. The app holds one and replaces it whole (`App.switch`); a request takes it once, when it
+    arrives, so it finishes on that version whatever happens meanwhile."""
 
-    def __init__(self, model: PackagedModel, *, token: str | None, max_rows: int, max_body_bytes: int | None) -> None:
+    __slots__ = ("model", "tail", "metadata_body", "headers")
+
+    def __init__(self, model: PackagedModel, dumps: Callable[[Any], bytes]) -> None:
         self.model = model
+        constant: dict[str, Any] = {"classes": model.classes, "model": model.name, "version": model.version}
+        if model.decision is not None:
+            constant = {"threshold": model.decision.threshold, **constant}
+        self.tail = dumps(constant)[1:]
+        self.metadata_body = dumps(metadata(model))
+        self.headers = version_headers(model)
+
+
+def version_headers(model: PackagedModel) -> list[tuple[bytes, bytes]]:
+    """X-Model-Version: the version that answered (printable ASCII only: it comes from a manifest)."""
+    return [(b"x-model-version", "".join(c if " " < c < "\x7f" else "?" for c in model.version).encode())]
+
+
+class App:
+    """The ASGI app serving one PackagedModel at a time; see `create_app`."""
+
+    def __init__(self, model: PackagedModel, *, token: str | None, max_rows: int, max_body_bytes: int | None,
+                 follower: Follower | None = None, shadow: Shadow | None = None) -> None:
         self.max_rows = max_rows
         self.max_body_bytes = max(1 << 20, 2048 * max_rows) if max_body_bytes is None else max_body_bytes
         self.expected_token = token.encode("latin-1") if token else None
         self.loads, self.dumps, self.numpy_native = jsonio.codec()
-        # The parts of every answer that never change, serialised once.
-        constant: dict[str, Any] = {"classes": model.classes, "model": model.name, "version": model.version}
-        if model.decision is not None:
-            constant = {"threshold": model.decision.threshold, **constant}
-        self.tail = self.dumps(constant)[1:]
-        self.health_body = self.dumps({"status": "ok", "model": model.name, "version": model.version})
-        self.metadata_body = self.dumps(metadata(model))
+        self.served = Served(model, self.dumps)
+        self.follower, self.shadow = follower, shadow
         self.routes: dict[str, Route] = {
             "/predict": Route(("POST",), self.predict, "use POST /predict with a JSON body"),
             "/health": Route(("GET", "HEAD"), self.health, "use GET /health"),
@@ -96,6 +122,7 @@ class App:
                 await lifespan(receive, send)
             return
         path = scope["path"]
+        served = scope["nbops.served"] = self.served  # this request's version, whatever switches meanwhile
         try:
             if self.expected_token is not None and path not in OPEN_PATHS:
                 self.check_token(scope)
@@ -107,9 +134,19 @@ class App:
                 raise Refusal(405, route.usage, [(b"allow", route.methods[0].encode())])
             await route.handler(scope, receive, send)
         except Refusal as refusal:
-            await self.error(send, refusal.status, refusal.message, refusal.headers)
+            await self.error(send, refusal.status, refusal.message, refusal.headers + served.headers)
         except _Disconnected:
             return
+
+    @property
+    def model(self) -> PackagedModel:
+        """The model being served now."""
+        return self.served.model
+
+    def switch(self, model: PackagedModel) -> None:
+        """Serve `model` (loaded, warmed up and checked) from now on: one reference swap. Requests
+        that arrived before keep the version they took."""
+        self.served = Served(model, self.dumps)
 
     async def error(self, send: Any, status: int, message: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
         await respond(send, status, self.dumps({"error": message}), extra)
@@ -125,10 +162,20 @@ class App:
     # -- routes
 
     async def health(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await respond(send, 200, self.health_body)
+        served = scope["nbops.served"]
+        await respond(send, 200, self.health_body(served), served.headers)
+
+    def health_body(self, served: Served) -> bytes:
+        state: dict[str, Any] = {"status": "ok", "model": served.model.name, "version": served.model.version}
+        if self.follower is not None:
+            state["follow"] = self.follower.status()
+        if self.shadow is not None:
+            state["shadow"] = self.shadow.status()
+        return self.dumps(state)
 
     async def metadata(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await respond(send, 200, self.metadata_body)
+        served = scope["nbops.served"]
+        await respond(send, 200, served.metadata_body, served.headers)
 
     async def predict(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         check_json_content(scope)
@@ -139,17 +186,18 @@ class App:
             payload = self.loads(body)
         except ValueError as exc:  # orjson.JSONDecodeError and json's are ValueErrors (jsonio's too)
             raise Refusal(400, f"request body is not valid JSON ({short(exc, 120)})") from None
+        served = scope["nbops.served"]
         try:
             if rows_hint(payload) > INLINE_ROWS:
-                answer = await asyncio.get_running_loop().run_in_executor(None, self.score, payload)
+                answer = await asyncio.get_running_loop().run_in_executor(None, self.score, payload, served)
             else:
-                answer = self.score(payload)
+                answer = self.score(payload, served)
         except InputError as exc:
             raise Refusal(exc.status, str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the model raised: answer, log, stay up
             _log.exception("prediction failed")
             raise Refusal(500, f"prediction failed: {type(exc).__name__}: {short(exc, 200)}") from None
-        await respond(send, 200, answer)
+        await respond(send, 200, answer, served.headers)
 
     # -- the parts of /predict
 
@@ -174,16 +222,20 @@ class App:
             more = message.get("more_body", False)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def score(self, payload: Any) -> bytes:
+    def score(self, payload: Any, served: Served | None = None) -> bytes:
         """A decoded payload → the answer's JSON bytes (InputError for a payload that does not fit)."""
-        frame = self.model.frame(payload, max_rows=self.max_rows)
-        predictions, probabilities = self.model.predict_frame(frame)
+        served = served or self.served
+        model = served.model
+        frame = model.frame(payload, max_rows=self.max_rows)
+        predictions, probabilities = model.predict_frame(frame)
+        if self.shadow is not None:
+            self.shadow.submit("", payload, frame, model, predictions)
         head = b'{"predictions":' + self.dumps(jsonio.array_json(predictions, self.numpy_native))
         if probabilities is not None:
             head += b',"probabilities":' + self.dumps(jsonio.array_json(probabilities, self.numpy_native))
-            if self.model.decision is not None:
-                head += b',"decisions":' + self.dumps(self.model.decision.apply(probabilities))
-        return head + b"," + self.tail
+            if model.decision is not None:
+                head += b',"decisions":' + self.dumps(model.decision.apply(probabilities))
+        return head + b"," + served.tail
 
 
 def check_json_content(scope: dict[str, Any]) -> None:
@@ -206,6 +258,8 @@ def create_app(
     token: str | None = None,
     max_rows: int = DEFAULT_MAX_ROWS,
     max_body_bytes: int | None = None,
+    follower: Follower | None = None,
+    shadow: Shadow | None = None,
 ) -> App:
     """An ASGI app serving `model`: POST /predict, GET /health, GET /metadata.
 
@@ -214,9 +268,10 @@ def create_app(
     `max_rows` rows or a body over `max_body_bytes` (default: 2 KB per row allowed), 401 when a
     bearer `token` is set and the request lacks it (/health is open, for liveness probes).
     The model is warmed up first (PackageError if it no longer predicts its recorded sample).
+    A `follower` (follow.py) and a `shadow` (shadow.py) report in /health; `serve()` starts them.
     """
     model.warmup()
-    return App(model, token=token, max_rows=max_rows, max_body_bytes=max_body_bytes)
+    return App(model, token=token, max_rows=max_rows, max_body_bytes=max_body_bytes, follower=follower, shadow=shadow)
 
 
 async def lifespan(receive: Any, send: Any) -> None:
@@ -287,13 +342,19 @@ def serve(
     n_jobs: int | None = 1,
     access_log: bool = False,
     log: Callable[[str], None] | None = None,
+    follower: Follower | None = None,
+    shadow: Shadow | None = None,
 ) -> None:
     """Serve the model (a PackagedModel, or a package folder) with uvicorn until interrupted.
 
     Binds 127.0.0.1 unless told otherwise; port 0 picks a free port. Logs one line with the URL
     once the socket listens. `n_jobs=1` (the default; None keeps the model's own) makes the model
     predict in one thread: for request-sized batches joblib's thread start-up costs more than it
-    saves (a 300-tree forest: 3× slower per row with n_jobs=-1), and the sums are bit-stable."""
+    saves (a 300-tree forest: 3× slower per row with n_jobs=-1), and the sums are bit-stable.
+
+    With a `follower` (follow.py: the model is the version its stage names now), the server
+    switches to each version the stage is given once it passes its checks; with a `shadow`
+    (shadow.py), a challenger scores each request too, off the request path."""
     try:
         import uvicorn
     except ImportError:
@@ -304,11 +365,12 @@ def serve(
         model.set_n_jobs(n_jobs)
     if n_jobs == 1:
         _limit_native_threads()
-    app = create_app(model, token=token, max_rows=max_rows)
+    app = create_app(model, token=token, max_rows=max_rows, follower=follower, shadow=shadow)
     sock = bind(host, port)
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
     note = ", bearer token required" if token else ""
+    note += following_note(follower, shadow)
     (log or say)(
         f"{model.name} {model.version}: serving on http://{shown}:{bound_port} "
         f"(POST /predict, GET /health, GET /metadata{note}); Ctrl+C stops"
@@ -318,9 +380,32 @@ def serve(
         timeout_graceful_shutdown=10,
     )
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        with background(app):
+            uvicorn.Server(config).run(sockets=[sock])
     finally:
         sock.close()
+
+
+def following_note(follower: Follower | None, shadow: Shadow | None) -> str:
+    """What the start-up line says of a followed stage and a shadow."""
+    note = f"; following {follower.ref} every {follower.interval:g} s" if follower is not None else ""
+    return note + (f"; shadow {shadow.ref}" if shadow is not None else "")
+
+
+@contextlib.contextmanager
+def background(app: App) -> Iterator[None]:
+    """The app's threads while the server runs: the follower's polls and the shadow's worker."""
+    if app.follower is not None:
+        app.follower.start(app.switch)
+    if app.shadow is not None:
+        app.shadow.start()
+    try:
+        yield
+    finally:
+        if app.shadow is not None:
+            app.shadow.stop()
+        if app.follower is not None:
+            app.follower.stop()
 
 
 def _limit_native_threads() -> None:
