@@ -26,7 +26,6 @@ poll (at most `interval`) + reading stages.json + fetching the version + loading
 
 from __future__ import annotations
 
-import gc
 import json
 import os
 import re
@@ -337,10 +336,11 @@ class Follower:
 
 
 def release_memory() -> None:
-    """Free what a replaced model left: collect cycles, and hand freed heap pages back to the
-    system (glibc keeps them otherwise, and a process that switches often would look as if it
-    grew). The old model itself goes once the last request holding it has finished."""
-    gc.collect()
+    """Hand the heap pages a replaced model freed back to the system: glibc keeps them otherwise,
+    and a process that switches often would look as if it grew. The model itself is freed by
+    reference counting once the last request holding it has finished; a full `gc.collect()` is not
+    run here, as it would hold the interpreter lock for ~0.4 s in a server that imported
+    scikit-learn, stalling the requests it is serving (the call below releases that lock)."""
     try:
         import ctypes
 
