@@ -276,7 +276,7 @@ class S3Server:
         import s3fs
 
         fs = s3fs.S3FileSystem(key=self.env["AWS_ACCESS_KEY_ID"], secret=self.env["AWS_SECRET_ACCESS_KEY"],
-                               client_kwargs={"endpoint_url": self.endpoint, "region_name": "us-east-1"})
+                               client_kwargs={"endpoint_url": self.endpoint})
         fs.mkdir(name)
         return f"s3://{name}"
 
