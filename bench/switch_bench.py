@@ -42,7 +42,7 @@ REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
 from nbops.registry import Registry  # noqa: E402
-from nbops.testing import Answer, Load, S3Server, ServerProcess, command_env, publish_model  # noqa: E402
+from nbops.testing import Answer, Load, S3Server, ServerProcess, command_env, register_model  # noqa: E402
 
 README = HERE / "README.md"
 SECTION = "## Switching versions under load"
@@ -137,7 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         X, y, data_note = training_data()
         started = time.perf_counter()
         for seed in range(6):
-            publish_model(reg, NAME, example_model(X, y, seed), X.head(20))
+            register_model(work, NAME, example_model(X, y, seed), X, version=None, stage=None, registry=root)
         build_seconds = time.perf_counter() - started
         reg.assign(NAME, "0.1.0", "production")
         model_mb = os.path.getsize(reg.local_path(NAME, "0.1.0") / "model.skops") / 1e6

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nbops.registry import Registry
-from nbops.testing import Load, ServerProcess, command_env, publish_model
+from nbops.testing import Load, ServerProcess, command_env, register_model
 
 from ..func.test_follow import NAME, ROWS, fitted, training
 
@@ -22,9 +22,9 @@ pytestmark = pytest.mark.slow
 @pytest.fixture
 def registry(tmp_path) -> Registry:
     reg = Registry(tmp_path / "registry")
-    sample = training()[0].head(10)
+    X = training()[0]
     for model in (fitted(), fitted(flip=True), fitted(C=0.01), fitted(C=0.02)):
-        publish_model(reg, NAME, model, sample)
+        register_model(tmp_path, NAME, model, X, version=None, stage=None, registry=reg.root)
     reg.assign(NAME, "0.1.0", "production")
     manifest = Path(reg.root) / NAME / "0.4.0" / "manifest.json"  # 0.4.0 will fail its parity check
     broken = json.loads(manifest.read_text())

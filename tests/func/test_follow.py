@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from nbops import runtime
 from nbops.registry import Registry
 from nbops.runtime import Follower, PackagedModel, PackageError, Shadow, StageSource
-from nbops.testing import publish_model
+from nbops.testing import register_model
 
 NAME = "m"
 
@@ -46,12 +46,11 @@ def models():
 @pytest.fixture(scope="module")
 def published(tmp_path_factory, models) -> Path:
     """0.1.0 (plain, in production), 0.2.0 (flipped), 0.3.0 (plain, another C)."""
-    root = tmp_path_factory.mktemp("published") / "registry"
-    sample = training()[0].head(10)
-    publish_model(root, NAME, models["plain"], sample, stage="production")
-    publish_model(root, NAME, models["flipped"], sample)
-    publish_model(root, NAME, models["other"], sample)
-    return root
+    work = tmp_path_factory.mktemp("published")
+    X = training()[0]
+    for model, stage in ((models["plain"], "production"), (models["flipped"], None), (models["other"], None)):
+        register_model(work, NAME, model, X, version=None, stage=stage, registry=work / "registry")
+    return work / "registry"
 
 
 @pytest.fixture
@@ -286,7 +285,8 @@ def test_a_challenger_with_another_signature_validates_the_request_itself(regist
     X, y = training()
     wider = X.assign(c=X["a"] * 2)
     reg = Registry(tmp_path / "other")
-    publish_model(reg, "wide", make_pipeline(StandardScaler(), LogisticRegression()).fit(wider, y), wider.head(5))
+    register_model(tmp_path, "wide", make_pipeline(StandardScaler(), LogisticRegression()).fit(wider, y), wider,
+                   stage=None, registry=reg.root)
     challenger = PackagedModel.load(Path(reg.root) / "wide" / "0.1.0")
     shadow = Shadow(model=challenger, queue_size=10, log=(lines := []).append)
     app = runtime.create_app(PackagedModel.load(Path(registry.root) / NAME / "0.1.0"), shadow=shadow)
