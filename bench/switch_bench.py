@@ -18,10 +18,9 @@ keep-alive connection each) POST a one-row request in a loop. Then:
              each switch, over --switches switches in all (the six above, then alternating), and
              the growth from the 5th switch to the last.
 
-Prints markdown tables; --write puts them in bench/README.md (section "Switching versions under
-load"; other sections are kept).
+Prints the figures as a markdown section for bench/README.md.
 
-    python bench/switch_bench.py [--s3] [--poll 1.0] [--steady 10] [--hold 3] [--switches 20] [--write]
+    python bench/switch_bench.py [--s3] [--poll 1.0] [--steady 10] [--hold 3] [--switches 20]
 """
 
 from __future__ import annotations
@@ -44,7 +43,6 @@ sys.path.insert(0, str(REPO))
 from nbops.registry import Registry  # noqa: E402
 from nbops.testing import Answer, Load, S3Server, ServerProcess, command_env, register_model  # noqa: E402
 
-README = HERE / "README.md"
 SECTION = "## Switching versions under load"
 NAME = "failure-predictor"
 AI4I = REPO.parent / "shared" / "data" / "ai4i2020.csv"
@@ -206,7 +204,7 @@ def render(result: dict[str, Any], args: argparse.Namespace, loads: tuple[str, s
     lines = [
         f"{SECTION}{' (registry on S3)' if result['registry'] == 's3' else ''}",
         "",
-        f"`python bench/switch_bench.py {' '.join(sys.argv[1:])}`".replace(" --write", "").replace("  ", " ") + f" — "
+        f"`python bench/switch_bench.py {' '.join(sys.argv[1:])}`".replace(" `", "`") + " — "
         f"{time.strftime('%Y-%m-%d')}, {os.cpu_count()} cores ({platform.machine()}), Python {platform.python_version()}, "
         f"{platform.system()}; scikit-learn {sklearn.__version__}, numpy {numpy.__version__}. Load average (1/5/15 min) "
         f"before {loads[0]}, after {loads[1]}: the machine is shared with other sessions, so latencies are inflated "
@@ -243,21 +241,6 @@ def render(result: dict[str, Any], args: argparse.Namespace, loads: tuple[str, s
     return "\n".join(lines) + "\n"
 
 
-def write_readme(section: str) -> None:
-    text = README.read_text(encoding="utf-8")
-    title = section.splitlines()[0]
-    start = text.find(title + "\n")
-    if start >= 0:
-        following = text.find("\n## ", start + len(title))
-        end = len(text) if following < 0 else following + 1
-        notes_at = text.find("<!-- switch notes -->", start)
-        notes = text[notes_at:end].rstrip() + "\n" if 0 <= notes_at < end else ""
-        text = text[:start] + section + ("\n" + notes if notes else "") + ("\n" if following >= 0 else "") + text[end:]
-    else:
-        text = text.rstrip() + "\n\n" + section
-    README.write_text(text, encoding="utf-8")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--s3", action="store_true", help="the registry in a bucket on moto's S3 server (needs moto[server], s3fs)")
@@ -265,7 +248,6 @@ def main() -> None:
     parser.add_argument("--steady", type=float, default=10.0, help="seconds of steady state measured (default: %(default)s)")
     parser.add_argument("--hold", type=float, default=3.0, help="seconds at each version before the next switch (default: %(default)s)")
     parser.add_argument("--switches", type=int, default=20, help="switches in all, for the memory figures (default: %(default)s; at least 6)")
-    parser.add_argument("--write", action="store_true", help=f"write the tables into {README.relative_to(REPO)}")
     args = parser.parse_args()
     args.switches = max(args.switches, 6)
     before = load_average()
@@ -274,9 +256,6 @@ def main() -> None:
     print(section)
     if "Traceback" in result["log"]:
         print(result["log"], file=sys.stderr)
-    if args.write:
-        write_readme(section)
-        print(f"written to {README}", file=sys.stderr)
 
 
 if __name__ == "__main__":
