@@ -310,7 +310,7 @@ class Registry:
         self.fs.put(str(tmp_marker), f"{target}/{COMPLETE_MARKER}")  # last: only now the version counts
         shutil.rmtree(built, ignore_errors=True)
         tmp_marker.unlink(missing_ok=True)
-        return target
+        return self.fs.unstrip_protocol(target)  # s3://bucket/..., as the user named the registry
 
     def assign(self, name: str, version: str, stage: str, *, action: str = "assign", reason: str | None = None) -> dict[str, Any]:
         """Point `stage` at `version` (an earlier version is a rollback); history is kept."""

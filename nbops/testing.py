@@ -199,14 +199,15 @@ def register_model(
     X_train: Any,
     *,
     metrics: Mapping[str, float] | None = None,
-    version: str = "0.1.0",
+    version: str | None = "0.1.0",
     stage: str | None = "production",
     registry: str | os.PathLike[str] | None = None,
 ) -> Path:
     """Save `model` with its reference profile into `project`/models (as nbops.save_model in a
     stage would) and publish it as a package version in a real registry (default
-    `project`/registry), without a pipeline: for tests and benchmarks of what reads packages.
-    Returns the package folder."""
+    `project`/registry; a folder or an fsspec URL), without a pipeline: for tests and benchmarks
+    of what reads packages. `version=None` publishes the next version. Returns the package folder
+    (its URL for a remote registry)."""
     from . import package, record
     from .registry import Registry
 
@@ -224,16 +225,208 @@ def register_model(
             else:
                 os.environ[key] = value
     reg = Registry(registry or project / "registry")
-    build = reg.build_dir(name)
     keep = ("description", "estimator", "task", "classes", "signature", "sample_input", "sample_predictions",
             "sample_probabilities", "versions")
-    manifest = {**{k: saved[k] for k in keep}, "name": name, "version": version, "metrics": dict(metrics or {})}
-    models = project / "models"
-    package.build_core(build, manifest, models / f"{name}.skops", models / f"{name}.profile.json")
-    path = reg.publish(name, version, build)
+    with reg.lock(name):
+        version = version or reg.next_version(name)
+        build = reg.build_dir(name)
+        manifest = {**{k: saved[k] for k in keep}, "name": name, "version": version, "metrics": dict(metrics or {})}
+        models = project / "models"
+        package.build_core(build, manifest, models / f"{name}.skops", models / f"{name}.profile.json")
+        path = reg.publish(name, version, build)
     if stage:
         reg.assign(name, version, stage)
-    return Path(path)
+    return Path(path) if reg.local else path  # type: ignore[return-value]
+
+
+class S3Server:
+    """A real S3-API server (moto's standalone server, `pip install 'moto[server]'`) on 127.0.0.1
+    and a port the OS picks, for tests of object storage. `env` points S3 clients (s3fs, DVC,
+    boto3) at it with throwaway credentials; `make_bucket(name)` creates a bucket.
+
+        with S3Server(tmp_path) as s3:
+            run(["nbops", "promote", ...], cwd, {**env, **s3.env, "NBOPS_REGISTRY": "s3://models/registry"})
+    """
+
+    def __init__(self, home: str | os.PathLike[str], *, timeout: float = 60) -> None:
+        import secrets
+        import time
+
+        self.log = Path(home) / "moto-server.log"
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", "0"],
+            stdout=subprocess.DEVNULL, stderr=self.log.open("w"), stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + timeout
+        while "Running on http://127.0.0.1:" not in self.log.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise RuntimeError(f"moto's S3 server did not start:\n{self.log.read_text()}")
+            time.sleep(0.05)
+        port = self.log.read_text().split("Running on http://127.0.0.1:", 1)[1].split()[0].strip("/")
+        self.endpoint = f"http://127.0.0.1:{int(port)}"
+        self.env = {
+            "AWS_ACCESS_KEY_ID": "nbops-test-" + secrets.token_hex(4),
+            "AWS_SECRET_ACCESS_KEY": secrets.token_hex(20),  # tests check it is printed nowhere
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT_URL": self.endpoint,
+        }
+
+    def make_bucket(self, name: str) -> str:
+        import s3fs
+
+        fs = s3fs.S3FileSystem(key=self.env["AWS_ACCESS_KEY_ID"], secret=self.env["AWS_SECRET_ACCESS_KEY"],
+                               client_kwargs={"endpoint_url": self.endpoint})
+        fs.mkdir(name)
+        return f"s3://{name}"
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def __enter__(self) -> S3Server:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
+class Load:
+    """`clients` threads, each on its own keep-alive connection, POSTing `body` to `url` in a loop
+    until `stop()`: continuous load on a server, every answer recorded as an `Answer`. For tests
+    and benchmarks of a server switching versions under load; sends only to the URL given (use
+    127.0.0.1)."""
+
+    def __init__(self, url: str, body: bytes, *, clients: int = 8, path: str = "/predict", timeout: float = 30) -> None:
+        import threading
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(url)
+        self.host, self.port, self.path, self.body, self.timeout = parts.hostname, parts.port, path, body, timeout
+        self._stop = threading.Event()
+        self._answers: list[list[Answer]] = [[] for _ in range(clients)]
+        self._threads = [threading.Thread(target=self._client, args=(answers,), daemon=True, name=f"load-{i}")
+                         for i, answers in enumerate(self._answers)]
+
+    def start(self) -> Load:
+        for thread in self._threads:
+            thread.start()
+        return self
+
+    def stop(self) -> list[Answer]:
+        """Stop every client (each finishes its request in flight); all answers, by send time."""
+        self._stop.set()
+        for thread in self._threads:
+            thread.join(self.timeout + 5)
+        return sorted(self.answers(), key=lambda a: a.sent)
+
+    def answers(self) -> list[Answer]:
+        return [answer for answers in self._answers for answer in list(answers)]
+
+    def per_client(self) -> list[list[Answer]]:
+        return [list(answers) for answers in self._answers]
+
+    def _client(self, answers: list[Answer]) -> None:
+        import http.client
+        import json
+        import time
+
+        headers = {"Content-Type": "application/json"}
+        connection = None
+        while not self._stop.is_set():
+            if connection is None:
+                connection = http.client.HTTPConnection(self.host, self.port, timeout=self.timeout)
+            sent = time.monotonic()
+            try:
+                connection.request("POST", self.path, body=self.body, headers=headers)
+                response = connection.getresponse()
+                data = response.read()
+                done = time.monotonic()
+                version = None
+                if response.status == 200:
+                    answer = json.loads(data)
+                    version = answer.get("version")
+                answers.append(Answer(sent, done - sent, response.status, response.getheader("x-model-version"),
+                                      version, data if response.status != 200 else answer.get("predictions")))
+            except (OSError, http.client.HTTPException, ValueError) as exc:
+                answers.append(Answer(sent, time.monotonic() - sent, None, None, None, f"{type(exc).__name__}: {exc}"))
+                connection.close()
+                connection = None
+        if connection is not None:
+            connection.close()
+
+
+class Answer:
+    """One answer under `Load`: when it was sent (time.monotonic), its latency (s), HTTP status
+    (None: the connection failed), the X-Model-Version header, the body's "version", and the
+    predictions (or the error)."""
+
+    __slots__ = ("sent", "latency", "status", "header_version", "version", "detail")
+
+    def __init__(self, sent: float, latency: float, status: int | None, header_version: str | None,
+                 version: str | None, detail: Any) -> None:
+        self.sent, self.latency, self.status = sent, latency, status
+        self.header_version, self.version, self.detail = header_version, version, detail
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and self.version is not None and self.version == self.header_version
+
+    def __repr__(self) -> str:
+        return f"Answer(status={self.status}, version={self.version}, header={self.header_version}, latency={self.latency:.4f}, detail={self.detail!r:.80})"
+
+
+class ServerProcess:
+    """A server started as a subprocess (`nbops serve …`, `python -m <package> serve …`) with its
+    stderr in `log`, once it has logged its "serving on http://…" line; `url` is what it printed.
+    `stop()` sends SIGTERM (and SIGKILL after `grace` seconds)."""
+
+    def __init__(self, args: Sequence[str], cwd: str | os.PathLike[str], env: Mapping[str, str], log: str | os.PathLike[str],
+                 *, timeout: float = 120) -> None:
+        import time
+
+        self.log = Path(log)
+        self.process = subprocess.Popen(list(args), cwd=cwd, env=dict(env), stdout=subprocess.DEVNULL,
+                                        stderr=self.log.open("w"), stdin=subprocess.DEVNULL)
+        deadline = time.monotonic() + timeout
+        while "serving on http://" not in self.log.read_text():
+            if self.process.poll() is not None or time.monotonic() > deadline:
+                self.stop()
+                raise AssertionError(f"the server did not start: {' '.join(args)}\n{self.log.read_text()}")
+            time.sleep(0.05)
+        line = next(line for line in self.log.read_text().splitlines() if "serving on http://" in line)
+        self.url = line.split("serving on ", 1)[1].split(" ", 1)[0]
+
+    def get(self, path: str, timeout: float = 10) -> Any:
+        """GET a JSON route (e.g. /health)."""
+        import json
+        import urllib.request
+
+        with urllib.request.urlopen(self.url + path, timeout=timeout) as response:
+            return json.loads(response.read())
+
+    def stop(self, grace: float = 15) -> int:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=grace)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        return self.process.returncode
+
+    def __enter__(self) -> ServerProcess:
+        return self
+
+    def __exit__(self, *exc_info: Any) -> None:
+        self.stop()
+
+
 def fresh_venv(folder: str | os.PathLike[str], env: Mapping[str, str], *pip_args: str, timeout: float = 900) -> Path:
     """A new virtual environment in `folder` with `pip install *pip_args` done in it (pip's cache
     is used as usual); returns its python. The one way tests build an environment from scratch."""

@@ -20,6 +20,8 @@ against the trust policy before constructing anything; skops never unpickles.
     capture     sampled request capture: a bounded buffer, a writer thread, JSON-lines parts
     metrics     GET /metrics in Prometheus' text format
     http        the ASGI app, its routes, request ids, bind, serve()
+    follow      follow a registry stage: poll, load and check a new version beside the old, switch
+    shadow      score each request with a challenger too, off the request path
     cli         `python -m <package>`: predict a CSV, serve
 
     model = PackagedModel.load("registry/failure-predictor/0.1.0")
@@ -34,8 +36,10 @@ from __future__ import annotations
 from .capture import Capture, read_records
 from .cli import TOKEN_ENV, main, predict_csv
 from .errors import CaptureError, InputError, PackageError
+from .follow import Follower, StageSource
 from .http import DEFAULT_MAX_ROWS, create_app, serve
 from .model import MANIFEST_FILE, PackagedModel
+from .shadow import Shadow
 from .trust import HOW_TO_ALLOW, check_schema, load_skops, parse_trusted_types
 
 __all__ = [
@@ -49,6 +53,9 @@ __all__ = [
     "Capture",
     "read_records",
     "PackagedModel",
+    "Follower",
+    "StageSource",
+    "Shadow",
     "check_schema",
     "parse_trusted_types",
     "load_skops",

@@ -2,7 +2,8 @@
 
     POST /predict    a JSON payload (signature.SHAPES) → predictions (+ probabilities, classes;
                      + decisions and threshold when the package has a decision threshold)
-    GET  /health     liveness: always open, even when a bearer token is required
+    GET  /health     liveness: always open, even when a bearer token is required; the version
+                     served, and what follow.py / shadow.py report when following a stage
     GET  /metadata   the manifest's summary: signature, metrics, lineage, an example request
     GET  /metrics    counters in Prometheus' text format (metrics.py)
 
@@ -11,11 +12,15 @@ the column-wise validation and the model itself (see bench/serve_bench.py). Ever
 JSON {"error": "..."} naming the problem, and the server stays up. Every answer carries an
 `X-Request-ID`: the request's own when it sent a sane one, else a new one; a scored request that
 is sampled for capture (capture.py) is recorded under that id, so labels can be joined later.
+Every answer also names the version that served it (`X-Model-Version`, and "version" in the
+body): a server following a registry stage (follow.py) switches versions while it runs, and a
+request is answered by the version that was current when it arrived.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hmac
 import json
 import logging
@@ -25,7 +30,7 @@ import signal
 import socket
 import threading
 import time
-from typing import Any, Awaitable, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterator, NamedTuple
 
 from . import jsonio
 from .capture import DEFAULT_BUFFER_RECORDS, Capture
@@ -33,6 +38,10 @@ from .errors import InputError, PackageError, say, short
 from .metrics import CONTENT_TYPE as METRICS_CONTENT_TYPE, ServerMetrics
 from .model import PackagedModel
 from .signature import SHAPES, rows_hint
+
+if TYPE_CHECKING:
+    from .follow import Follower
+    from .shadow import Shadow
 
 DEFAULT_MAX_ROWS = 10_000
 #: Batches up to this many rows are predicted on the event loop; larger ones in a worker
@@ -109,25 +118,44 @@ class Exchange:
         await self._send(message)
 
 
+class Served:
+    """A model as the app serves it, with the parts of its answers that never change serialised
+    once. The app holds one and replaces it whole (`App.switch`); a request takes it once, when it
+    arrives, so it finishes on that version whatever happens meanwhile."""
+
+    __slots__ = ("model", "tail", "metadata_body", "headers")
+
+    def __init__(self, model: PackagedModel, dumps: Callable[[Any], bytes]) -> None:
+        self.model = model
+        constant: dict[str, Any] = {"classes": model.classes, "model": model.name, "version": model.version}
+        if model.decision is not None:
+            constant = {"threshold": model.decision.threshold, **constant}
+        self.tail = dumps(constant)[1:]
+        self.metadata_body = dumps(metadata(model))
+        self.headers = version_headers(model)
+
+
+def version_headers(model: PackagedModel) -> list[tuple[bytes, bytes]]:
+    """X-Model-Version: the version that answered (printable ASCII only: it comes from a manifest)."""
+    return [(b"x-model-version", "".join(c if " " < c < "\x7f" else "?" for c in model.version).encode())]
+
+
 class App:
-    """The ASGI app serving one PackagedModel; see `create_app`."""
+    """The ASGI app serving one PackagedModel at a time; see `create_app`."""
 
     def __init__(self, model: PackagedModel, *, token: str | None, max_rows: int, max_body_bytes: int | None,
-                 capture: Capture | None = None) -> None:
-        self.model = model
+                 capture: Capture | None = None, follower: Follower | None = None,
+                 shadow: Shadow | None = None) -> None:
         self.capture = capture
         self.metrics = ServerMetrics(lambda: (self.model.name, self.model.version), capture)
         self.max_rows = max_rows
         self.max_body_bytes = max(1 << 20, 2048 * max_rows) if max_body_bytes is None else max_body_bytes
         self.expected_token = token.encode("latin-1") if token else None
         self.loads, self.dumps, self.numpy_native = jsonio.codec()
-        # The parts of every answer that never change, serialised once.
-        constant: dict[str, Any] = {"classes": model.classes, "model": model.name, "version": model.version}
-        if model.decision is not None:
-            constant = {"threshold": model.decision.threshold, **constant}
-        self.tail = self.dumps(constant)[1:]
-        self.health_body = self.dumps({"status": "ok", "model": model.name, "version": model.version})
-        self.metadata_body = self.dumps(metadata(model))
+        self.served = Served(model, self.dumps)
+        self.follower, self.shadow = follower, shadow
+        if shadow is not None and capture is not None:
+            shadow.record = capture.record  # the challenger's answers, under the champion's request ids
         self.routes: dict[str, Route] = {
             "/predict": Route(("POST",), self.predict, "use POST /predict with a JSON body"),
             "/health": Route(("GET", "HEAD"), self.health, "use GET /health"),
@@ -143,6 +171,7 @@ class App:
         path = scope["path"]
         exchange = scope["nbops.exchange"] = Exchange(scope, send)
         send = exchange.send
+        served = scope["nbops.served"] = self.served  # this request's version, whatever switches meanwhile
         try:
             if self.expected_token is not None and path not in OPEN_PATHS:
                 self.check_token(scope)
@@ -154,13 +183,23 @@ class App:
                 raise Refusal(405, route.usage, [(b"allow", route.methods[0].encode())])
             await route.handler(scope, receive, send)
         except Refusal as refusal:
-            await self.error(send, refusal.status, refusal.message, refusal.headers)
+            await self.error(send, refusal.status, refusal.message, refusal.headers + served.headers)
         except _Disconnected:
             return
         finally:
             if exchange.status:  # 0: the client left before an answer
                 route = path if path in self.routes else "other"  # unknown paths: one label, not one each
                 self.metrics.observe_request(route, exchange.status, time.perf_counter() - exchange.started)
+
+    @property
+    def model(self) -> PackagedModel:
+        """The model being served now."""
+        return self.served.model
+
+    def switch(self, model: PackagedModel) -> None:
+        """Serve `model` (loaded, warmed up and checked) from now on: one reference swap. Requests
+        that arrived before keep the version they took."""
+        self.served = Served(model, self.dumps)
 
     async def shutdown(self) -> None:
         """At the lifespan's shutdown (SIGTERM, Ctrl+C): write what the capture buffer holds."""
@@ -181,10 +220,20 @@ class App:
     # -- routes
 
     async def health(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await respond(send, 200, self.health_body)
+        served = scope["nbops.served"]
+        await respond(send, 200, self.health_body(served), served.headers)
+
+    def health_body(self, served: Served) -> bytes:
+        state: dict[str, Any] = {"status": "ok", "model": served.model.name, "version": served.model.version}
+        if self.follower is not None:
+            state["follow"] = self.follower.status()
+        if self.shadow is not None:
+            state["shadow"] = self.shadow.status()
+        return self.dumps(state)
 
     async def metadata(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
-        await respond(send, 200, self.metadata_body)
+        served = scope["nbops.served"]
+        await respond(send, 200, served.metadata_body, served.headers)
 
     async def prometheus(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         body = self.metrics.render()
@@ -201,18 +250,18 @@ class App:
             payload = self.loads(body)
         except ValueError as exc:  # orjson.JSONDecodeError and json's are ValueErrors (jsonio's too)
             raise Refusal(400, f"request body is not valid JSON ({short(exc, 120)})") from None
-        exchange = scope["nbops.exchange"]
+        exchange, served = scope["nbops.exchange"], scope["nbops.served"]
         try:
             if rows_hint(payload) > INLINE_ROWS:
-                answer = await asyncio.get_running_loop().run_in_executor(None, self.score, payload, exchange)
+                answer = await asyncio.get_running_loop().run_in_executor(None, self.score, payload, exchange, served)
             else:
-                answer = self.score(payload, exchange)
+                answer = self.score(payload, exchange, served)
         except InputError as exc:
             raise Refusal(exc.status, str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - the model raised: answer, log, stay up
             _log.exception("prediction failed")
             raise Refusal(500, f"prediction failed: {type(exc).__name__}: {short(exc, 200)}") from None
-        await respond(send, 200, answer)
+        await respond(send, 200, answer, served.headers)
 
     # -- the parts of /predict
 
@@ -237,17 +286,23 @@ class App:
             more = message.get("more_body", False)
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
-    def score(self, payload: Any, exchange: Exchange | None = None) -> bytes:
+    def score(self, payload: Any, exchange: Exchange | None = None, served: Served | None = None) -> bytes:
         """A decoded payload → the answer's JSON bytes (InputError for a payload that does not fit)."""
-        inputs = self.model.arrays(payload, max_rows=self.max_rows)
-        predictions, probabilities = self.model.predict_frame(inputs)
-        self.scored(exchange, self.model, inputs, predictions, probabilities)
+        served = served or self.served
+        model = served.model
+        inputs = model.arrays(payload, max_rows=self.max_rows)
+        predictions, probabilities = model.predict_frame(inputs)
+        self.scored(exchange, model, inputs, predictions, probabilities)
+        if self.shadow is not None:
+            self.shadow.submit(exchange.request_id.decode() if exchange is not None else "", payload, inputs, model,
+                               predictions, captured=exchange is not None and exchange.captured,
+                               arrived=exchange.arrived if exchange is not None else None)
         head = b'{"predictions":' + self.dumps(jsonio.array_json(predictions, self.numpy_native))
         if probabilities is not None:
             head += b',"probabilities":' + self.dumps(jsonio.array_json(probabilities, self.numpy_native))
-            if self.model.decision is not None:
-                head += b',"decisions":' + self.dumps(self.model.decision.apply(probabilities))
-        return head + b"," + self.tail
+            if model.decision is not None:
+                head += b',"decisions":' + self.dumps(model.decision.apply(probabilities))
+        return head + b"," + served.tail
 
     def scored(self, exchange: Exchange | None, model: PackagedModel, inputs: Any, predictions: Any, probabilities: Any) -> None:
         """The hook after each scored request: count its rows; capture it if sampled."""
@@ -280,6 +335,8 @@ def create_app(
     max_rows: int = DEFAULT_MAX_ROWS,
     max_body_bytes: int | None = None,
     capture: Capture | None = None,
+    follower: Follower | None = None,
+    shadow: Shadow | None = None,
 ) -> App:
     """An ASGI app serving `model`: POST /predict, GET /health, GET /metadata, GET /metrics.
 
@@ -290,9 +347,11 @@ def create_app(
     The model is warmed up first (PackageError if it no longer predicts its recorded sample).
     With `capture` (capture.Capture), sampled scored requests are recorded; the app closes it
     (writing what is buffered) at the lifespan's shutdown.
+    A `follower` (follow.py) and a `shadow` (shadow.py) report in /health; `serve()` starts them.
     """
     model.warmup()
-    return App(model, token=token, max_rows=max_rows, max_body_bytes=max_body_bytes, capture=capture)
+    return App(model, token=token, max_rows=max_rows, max_body_bytes=max_body_bytes, capture=capture,
+               follower=follower, shadow=shadow)
 
 
 async def lifespan(receive: Any, send: Any, on_shutdown: Callable[[], Awaitable[None]] | None = None) -> None:
@@ -369,6 +428,8 @@ def serve(
     sample: float = 1.0,
     capture_buffer: int = DEFAULT_BUFFER_RECORDS,
     capture_flush: float | None = None,
+    follower: Follower | None = None,
+    shadow: Shadow | None = None,
 ) -> None:
     """Serve the model (a PackagedModel, or a package folder) with uvicorn until interrupted.
 
@@ -380,7 +441,12 @@ def serve(
     `capture` (a folder or an fsspec URL, or a Capture already open; off by default, as inputs may
     be sensitive) records a `sample` share of scored requests there (capture.py), buffering at most `capture_buffer`
     requests and writing them every `capture_flush` seconds (default: capture.py's); a clean stop
-    (SIGTERM, Ctrl+C) writes the buffer and logs a summary line."""
+    (SIGTERM, Ctrl+C) writes the buffer and logs a summary line.
+
+    With a `follower` (follow.py: the model is the version its stage names now), the server
+    switches to each version the stage is given once it passes its checks; with a `shadow`
+    (shadow.py), a challenger scores each request too, off the request path (and its answers are
+    captured beside the champion's)."""
     try:
         import uvicorn
     except ImportError:
@@ -395,7 +461,7 @@ def serve(
     if capture and recorder is None:
         recorder = Capture.open(capture, sample=sample, buffer_records=capture_buffer, flush_seconds=capture_flush, log=log)
     try:
-        app = create_app(model, token=token, max_rows=max_rows, capture=recorder)
+        app = create_app(model, token=token, max_rows=max_rows, capture=recorder, follower=follower, shadow=shadow)
         sock = bind(host, port)
     except BaseException:
         if recorder is not None:
@@ -406,6 +472,7 @@ def serve(
     note = ", bearer token required" if token else ""
     if recorder is not None:
         note += f"; capturing {recorder.sample * 100:g}% of scored requests under {recorder.root}"
+    note += following_note(follower, shadow)
     (log or say)(
         f"{model.name} {model.version}: serving on http://{shown}:{bound_port} "
         f"(POST /predict, GET /health, GET /metadata, GET /metrics{note}); Ctrl+C stops"
@@ -418,13 +485,36 @@ def serve(
     # is how servers are stopped, so that handler ends the run normally (exit status 0).
     previous = _quiet_sigterm()
     try:
-        uvicorn.Server(config).run(sockets=[sock])
+        with background(app):
+            uvicorn.Server(config).run(sockets=[sock])
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
         sock.close()
         if recorder is not None:
             recorder.close()  # when the lifespan shutdown did not run (idempotent)
+
+
+def following_note(follower: Follower | None, shadow: Shadow | None) -> str:
+    """What the start-up line says of a followed stage and a shadow."""
+    note = f"; following {follower.ref} every {follower.interval:g} s" if follower is not None else ""
+    return note + (f"; shadow {shadow.ref}" if shadow is not None else "")
+
+
+@contextlib.contextmanager
+def background(app: App) -> Iterator[None]:
+    """The app's threads while the server runs: the follower's polls and the shadow's worker."""
+    if app.follower is not None:
+        app.follower.start(app.switch)
+    if app.shadow is not None:
+        app.shadow.start()
+    try:
+        yield
+    finally:
+        if app.shadow is not None:
+            app.shadow.stop()
+        if app.follower is not None:
+            app.follower.stop()
 
 
 def _quiet_sigterm() -> Any:
