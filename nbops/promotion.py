@@ -140,11 +140,10 @@ def promote(
 
 
 def _require_tools(git_tag: bool) -> None:
-    """Before any gate runs: the package's wheel is built with hatchling and its card rendered
-    with nbconvert (in a subprocess, so only looked up here); --git-tag writes tags with gto."""
+    """Before any gate runs: the package's card is rendered with nbconvert (in a subprocess, so
+    only looked up here); --git-tag writes tags with gto. The wheel needs nothing (wheelfile.py)."""
     from .extras import require
 
-    require("hatchling", "promote", "building the package's wheel", load=False)
     require("nbconvert", "promote", "rendering the model card", load=False)
     if git_tag:
         require("gto", "promote", "writing GTO's git tags (--git-tag)", load=False)

@@ -129,7 +129,6 @@ def test_predict_to_a_folder_is_one_line(registry, env, tmp_path):
 
 
 @pytest.mark.parametrize("absent, args, message", [
-    ("hatchling", ["promote", "m"], "building the package's wheel needs hatchling, which is not installed here: pip install 'nbops[promote]'"),
     ("nbconvert", ["promote", "m", "--dry-run"], "rendering the model card needs nbconvert, which is not installed here: pip install 'nbops[promote]'"),
     ("gto", ["promote", "m", "--git-tag"], "writing GTO's git tags (--git-tag) needs gto, which is not installed here: pip install 'nbops[promote]'"),
     ("gto", ["models", "assign", "m@0.1.0", "production", "--git-tag"],
