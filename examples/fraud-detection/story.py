@@ -12,16 +12,19 @@ What runs is what a team runs: `dvc repro` of this project (its notebooks under 
 --capture …` subprocess on 127.0.0.1 for the whole story, and `nbops.monitor` over its capture.
 The world is the small one (500 cards, 1,000 terminals); the timeline, in weeks of simulated days:
 
-    weeks 0–5   history: the first model trains on them and goes to production
-    weeks 6–12  live: each week's transactions are scored by the server, in batches
-    day 49      (week 7) the fraudsters change tactics (`Plan.shift`): fewer compromised
-                terminals and milder amount inflation, and card testing — small payments at random
-                terminals at any hour — which the champion has never seen
-    week 10     end: retraining on the weeks so far (labels are a week late, so the training
-                weeks end a week before the newest); the challenger goes to staging, and the
-                server shadows it
-    week 11     end: after a week in the shadow, it is promoted to production while 8 clients
+    weeks 0–9   history: the first model trains on weeks 5–7 (tested on week 9, after the
+                week of label delay) and goes to production; the weeks before are the windows'
+                history (30 days, and the terminals' 7 days of delay)
+    weeks 10–16 live: each week's transactions are scored by the server, in batches
+    day 77      (week 11) the fraudsters change tactics (`Plan.shift`): fewer compromised
+                terminals and milder amount inflation, and card testing (small payments at random
+                terminals at any hour), which the champion has never seen
+    week 15     end: retraining on the weeks so far — labels are a week late, so the training
+                weeks end a week before the newest: 11–13, all in the new pattern; the
+                challenger goes to staging, and the server shadows it
+    week 16     end: after a week in the shadow, it is promoted to production while 8 clients
                 keep the server busy (nbops.testing.Load); the server switches with no failed request
+    week 17     the new champion serves
 
 Each week, at its end, monitoring compares the week's inputs with the serving version's training
 profile (the drift), and the labels of the week before arrive (fraud is confirmed a week later):
@@ -52,7 +55,7 @@ PROJECT_FILES = ("fraudkit", "notebooks", "dvc.yaml", "params.yaml", "jupytext.t
 #: week, card precision@10; gates for what the small world reaches in one test week.
 STORY_PARAMS = {
     "featurize": {"train_weeks": 3, "test_weeks": 1},
-    "train": {"validation_weeks": 1},
+    "train": {"validation_weeks": 1, "max_iter": 50},
     "evaluate": {"k": 10},
     "promote": {"thresholds": {"average_precision": ">= 0.3", "card_precision_at_10": ">= 0.1"}, "tolerance": 0.02},
 }
@@ -62,14 +65,14 @@ STORY_PARAMS = {
 class Plan:
     """The story's timeline and settings (days and weeks of the simulated world)."""
 
-    weeks: int = 13
-    first_live_week: int = 6
-    shift_day: int = 49
+    weeks: int = 18
+    first_live_week: int = 10
+    shift_day: int = 77
     shift: dict[str, float] = dataclasses.field(default_factory=lambda: {
-        "terminals_per_day": 0.5, "amount_factor": 2.0, "testing_cards_per_day": 40.0,
+        "terminals_per_day": 0.5, "amount_factor": 2.0, "testing_cards_per_day": 15.0,
     })
-    retrain_after_week: int = 10
-    promote_after_week: int = 11
+    retrain_after_week: int = 15
+    promote_after_week: int = 16
     k: int = 10
     batch_rows: int = 500
     load_clients: int = 8
@@ -319,6 +322,8 @@ def run_story(workdir: Path, plan: Plan = Plan(), log: Any = print) -> dict[str,
     env = command_env(workdir)
     timings: dict[str, float] = {}
     clock = time.monotonic()
+    say = log
+    log = lambda line: say(f"[{time.monotonic() - clock:5.0f} s] {line}")  # noqa: E731
 
     log("simulating the stream …")
     sim, frame = simulate_stream(plan)
@@ -343,7 +348,6 @@ def run_story(workdir: Path, plan: Plan = Plan(), log: Any = print) -> dict[str,
     switch: dict[str, Any] = {}
     try:
         sent_by_week: dict[int, dict[str, Any]] = {}
-        shadowing = False
         for week in range(plan.first_live_week, plan.weeks):
             rows = frame[frame["week"] == week]
             health = server.get("/health")
@@ -355,9 +359,10 @@ def run_story(workdir: Path, plan: Plan = Plan(), log: Any = print) -> dict[str,
             }
             since = now_iso()
             sent = sent_by_week[week] = send_week(server.url, rows, week, names, plan.batch_rows)
-            until = now_iso()
-            roles = ("champion", "shadow") if shadowing else ("champion",)
+            # a shadow holding the champion's own version is not scored again
+            roles = ("champion", "shadow") if entry["shadow"] not in (None, entry["serving"]) else ("champion",)
             entry["scores"] = captured_scores(capture, sent, roles)
+            until = now_iso()  # the shadow's answers are captured after the champion's: the window ends once all are in
             result = monitor(f"{MODEL}@{entry['serving']}", capture=str(capture), since=since, until=until, root=project, jobs=1)
             entry["drift"] = drift_summary(result)
             entry["window"] = [since, until]
@@ -372,7 +377,6 @@ def run_story(workdir: Path, plan: Plan = Plan(), log: Any = print) -> dict[str,
                 staged = promote(project, env, "staging")
                 promotions.append(staged)
                 wait_for(server, lambda h: (h.get("shadow") or {}).get("version") == staged["version"], "shadow the challenger")
-                shadowing = True
                 entry["events"].append(f"retrained; {staged['version']} to staging, shadowed")
             if week == plan.promote_after_week:
                 log(f"end of week {week}: {promotions[-1]['version']} to production, under load …")
@@ -407,13 +411,17 @@ def _label_week(weeks: list[dict[str, Any]], week: int, frame: Any, sent_by_week
     since, until = entry["window"]
     result = monitor(f"{MODEL}@{entry['serving']}", capture=str(capture), since=since, until=until, labels=str(labels),
                      root=project, jobs=1)
-    performance = (result.performance or {}).get("metrics") or {}
+    # the manifest's metrics that monitoring computes live (the others are counts of the pipeline's stages)
+    performance = {name: m for name, m in ((result.performance or {}).get("metrics") or {}).items() if m.get("live") is not None}
+    shadow = dict(result.shadow or {})
+    if "metrics" in shadow:
+        shadow["metrics"] = {name: m for name, m in shadow["metrics"].items() if m.get("shadow") is not None}
     entry["monitor"] = {
         "status": result.status,
         "dropped": sorted(name for name, m in performance.items() if m.get("dropped")),
         "live": {name: m.get("live") for name, m in performance.items()},
         "recorded": {name: m.get("recorded") for name, m in performance.items()},
-        "shadow": result.shadow,
+        "shadow": shadow,
     }
 
 
@@ -432,7 +440,7 @@ def plot(story_file: Path, folder: Path) -> list[Path]:
 
     story = json.loads(story_file.read_text(encoding="utf-8"))
     plan, weeks = story["plan"], story["weeks"]
-    k = plan["k"]
+    key = f"card_precision_at_{plan['k']}"
     folder.mkdir(parents=True, exist_ok=True)
     x = [w["week"] for w in weeks]
     shift_week = plan["shift_day"] / 7
@@ -440,32 +448,50 @@ def plot(story_file: Path, folder: Path) -> list[Path]:
                                                         gridspec_kw={"height_ratios": [2, 3, 1.2]})
     for ax in (drift_ax, live_ax, version_ax):
         ax.axvspan(shift_week - 0.5, x[-1] + 0.5, color="#f3e3d3", zorder=0)
-    drift_ax.bar(x, [100 * (w["drift"]["share"] or 0) for w in weeks], color=["#c0392b" if w["drift"]["status"] == "drift" else "#7f8c8d" for w in weeks])
+        for w in weeks:
+            if w["events"]:
+                ax.axvline(w["week"] + 0.5, color="#888", lw=0.8, ls=":")
+    colors = {"ok": "#95a5a6", "warn": "#e6a23c", "drift": "#c0392b"}
+    drift_ax.bar(x, [100 * (w["drift"]["share"] or 0) for w in weeks], color=[colors[w["drift"]["status"]] for w in weeks])
     drift_ax.set_ylabel("features drifting (%)")
-    drift_ax.set_title("The fraudsters change tactics on day %d (shaded): monitoring, live metrics, the version serving" % plan["shift_day"], fontsize=10)
-    drift_ax.text(shift_week - 0.45, drift_ax.get_ylim()[1] * 0.85, "new pattern", fontsize=8, color="#a0522d")
+    drift_ax.set_title(f"The fraudsters change tactics on day {plan['shift_day']} (shaded): monitoring, live "
+                       "precision, the version serving", fontsize=10)
+    from matplotlib.patches import Patch
 
-    key = f"card_precision_at_{k}"
-    champion = [(w["week"], w["live"]["champion"][key]) for w in weeks if "live" in w]
-    shadow = [(w["week"], w["live"]["shadow"][key]) for w in weeks if "live" in w and "shadow" in w["live"]]
-    live_ax.plot(*zip(*champion), "o-", color="#2c3e50", label="champion (serving)")
-    if shadow:
-        live_ax.plot(*zip(*shadow), "s--", color="#27ae60", label="challenger (shadowed, then serving)")
-    live_ax.set_ylabel(f"live card precision@{k}")
-    live_ax.set_ylim(bottom=0)
+    drift_ax.legend(handles=[Patch(color=colors["warn"], label="warn: some features drift"),
+                             Patch(color=colors["drift"], label="drift: the scores drift too")], fontsize=8, loc="upper left")
+
+    # one line per version: its live card precision in the weeks it served or was shadowed
+    versions = sorted({role["version"] for w in weeks for role in w.get("live", {}).values()})
+    styles = ["o-", "s-", "^-"]
+    for number, version in enumerate(versions):
+        points = [(w["week"], role[key], role is w["live"].get("shadow")) for w in weeks for role in w.get("live", {}).values()
+                  if role["version"] == version]
+        line = live_ax.plot([p[0] for p in points], [p[1] for p in points], styles[number % 3], label=f"version {version}")[0]
+        shadowed = [p for p in points if p[2]]
+        if shadowed:
+            live_ax.plot([p[0] for p in shadowed], [p[1] for p in shadowed], "o", ms=13, mfc="none", mec=line.get_color(),
+                         label=f"version {version} shadowed")
+    live_ax.set_ylabel(f"live card precision@{plan['k']}")
+    highest = max(role[key] for w in weeks for role in w.get("live", {}).values())
+    live_ax.set_ylim(0, 1.4 * highest)  # room above the lines for the events' labels
     live_ax.legend(loc="lower left", fontsize=8)
-    live_ax.text(0.99, 0.96, "each week's value is known a week later, when its labels arrive", transform=live_ax.transAxes,
-                 ha="right", va="top", fontsize=8, color="#555")
-
-    versions = sorted({w["serving"] for w in weeks})
-    version_ax.step(x, [versions.index(w["serving"]) for w in weeks], where="mid", color="#2c3e50")
-    version_ax.set_yticks(range(len(versions)), versions)
-    version_ax.set_ylim(-0.5, len(versions) - 0.5)
-    version_ax.set_ylabel("serving")
+    live_ax.text(0.99, 0.03, "each week's value is known a week later, when its labels arrive", transform=live_ax.transAxes,
+                 ha="right", va="bottom", fontsize=8, color="#555")
     for w in weeks:
         for event in w["events"]:
-            version_ax.annotate(event.split(":")[0], (w["week"] + 0.5, 0.5 * (len(versions) - 1)), fontsize=7,
-                                ha="center", va="center", color="#555", rotation=0)
+            live_ax.text(w["week"] + 0.55, live_ax.get_ylim()[1] * 0.97, event.split(":")[0].replace("; ", "\n"),
+                         fontsize=7, va="top", color="#555")
+
+    served = sorted({w["serving"] for w in weeks} | {w["shadow"] for w in weeks if w["shadow"]})
+    version_ax.step(x, [served.index(w["serving"]) for w in weeks], where="mid", color="#2c3e50", label="serving")
+    shadow_weeks = [w for w in weeks if w["shadow"] and w["shadow"] != w["serving"]]
+    version_ax.plot([w["week"] for w in shadow_weeks], [served.index(w["shadow"]) for w in shadow_weeks], "o", mfc="none",
+                    color="#27ae60", ms=9, label="shadowed")
+    version_ax.set_yticks(range(len(served)), served)
+    version_ax.set_ylim(-0.5, len(served) - 0.5)
+    version_ax.set_ylabel("version")
+    version_ax.legend(loc="upper left", fontsize=8)
     version_ax.set_xlabel("week of transactions")
     version_ax.set_xticks(x)
     fig.tight_layout()
