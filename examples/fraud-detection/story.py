@@ -51,13 +51,16 @@ HERE = Path(__file__).resolve().parent
 MODEL = "fraud-detector"
 #: What a copy of this project needs (its data, models and reports are made by the story).
 PROJECT_FILES = ("fraudkit", "notebooks", "dvc.yaml", "params.yaml", "jupytext.toml", ".dvcignore")
-#: The story's pipeline settings: three training weeks, one test week (the newest), one validation
-#: week, card precision@10; gates for what the small world reaches in one test week.
+#: The story's settings: three training weeks, one test week (the newest), one validation week,
+#: card precision@10; gates for what the small world reaches in one test week; monitoring's tolerance.
 STORY_PARAMS = {
     "featurize": {"train_weeks": 3, "test_weeks": 1},
     "train": {"validation_weeks": 1, "max_iter": 50},
     "evaluate": {"k": 10},
     "promote": {"thresholds": {"average_precision": ">= 0.3", "card_precision_at_10": ">= 0.1"}, "tolerance": 0.02},
+    # one small-world week holds ~60 frauds before the shift: its average precision varies by
+    # about ±0.1 from week to week, so a live drop counts beyond 0.15
+    "monitor": {"tolerance": 0.15},
 }
 
 
@@ -386,7 +389,7 @@ def run_story(workdir: Path, plan: Plan = Plan(), log: Any = print) -> dict[str,
                                        f"{switch['answers']} answers, {switch['failed']} failed")
         # the last week's labels arrive a week after the story's end
         _label_week(weeks, plan.weeks - 1, frame, sent_by_week, capture, labels_dir, project, plan, monitor)
-        health = server.get("/health")
+        health = _health_summary(server.get("/health"))
     finally:
         server.stop()
     for entry in weeks:
@@ -398,6 +401,16 @@ def run_story(workdir: Path, plan: Plan = Plan(), log: Any = print) -> dict[str,
     }
     (workdir / "story.json").write_text(json.dumps(story, indent=1) + "\n", encoding="utf-8")
     return story
+
+
+def _health_summary(health: dict[str, Any]) -> dict[str, Any]:
+    """What the server said of its switches and its shadow at the end (without the registry's path)."""
+    follow, shadow = health.get("follow") or {}, health.get("shadow") or {}
+    return {
+        "version": health["version"],
+        "follow": {key: follow.get(key) for key in ("ref", "serving", "switches", "last_switch", "failed")},
+        "shadow": {key: shadow.get(key) for key in ("ref", "version", "scored", "dropped", "failed", "rows", "agreement")},
+    }
 
 
 def _label_week(weeks: list[dict[str, Any]], week: int, frame: Any, sent_by_week: dict[int, Any], capture: Path,
@@ -480,7 +493,7 @@ def plot(story_file: Path, folder: Path) -> list[Path]:
                  ha="right", va="bottom", fontsize=8, color="#555")
     for w in weeks:
         for event in w["events"]:
-            live_ax.text(w["week"] + 0.55, live_ax.get_ylim()[1] * 0.97, event.split(":")[0].replace("; ", "\n"),
+            live_ax.text(w["week"] + 0.55, live_ax.get_ylim()[1] * 0.97, event.split(":")[0].replace("; ", "\n").replace(" under", "\nunder"),
                          fontsize=7, va="top", color="#555")
 
     served = sorted({w["serving"] for w in weeks} | {w["shadow"] for w in weeks if w["shadow"]})

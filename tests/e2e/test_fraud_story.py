@@ -7,6 +7,7 @@ story, `nbops.monitor` over its capture, and the switch to the retrained model u
 from __future__ import annotations
 
 import importlib.util
+import sys
 import time
 
 import pytest
@@ -21,6 +22,7 @@ STORY = REPO / "examples" / "fraud-detection" / "story.py"
 def _story_module():
     spec = importlib.util.spec_from_file_location("fraud_story", STORY)
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
     spec.loader.exec_module(module)
     return module
 
