@@ -325,8 +325,10 @@ def run_story(workdir: Path, plan: Plan = Plan(), log: Any = print) -> dict[str,
     env = command_env(workdir)
     timings: dict[str, float] = {}
     clock = time.monotonic()
-    say = log
-    log = lambda line: say(f"[{time.monotonic() - clock:5.0f} s] {line}")  # noqa: E731
+    show = log
+
+    def log(line: str) -> None:  # each line with the seconds since the start
+        show(f"[{time.monotonic() - clock:5.0f} s] {line}")
 
     log("simulating the stream …")
     sim, frame = simulate_stream(plan)
