@@ -495,7 +495,7 @@ def plot(story_file: Path, folder: Path) -> list[Path]:
                  ha="right", va="bottom", fontsize=8, color="#555")
     for w in weeks:
         for event in w["events"]:
-            live_ax.text(w["week"] + 0.55, live_ax.get_ylim()[1] * 0.97, event.split(":")[0].replace("; ", "\n").replace(" under", "\nunder"),
+            live_ax.text(w["week"] + 0.55, live_ax.get_ylim()[1] * 0.97, "retrained,\nto staging" if "staging" in event else "to production,\nunder load",
                          fontsize=7, va="top", color="#555")
 
     served = sorted({w["serving"] for w in weeks} | {w["shadow"] for w in weeks if w["shadow"]})
