@@ -122,8 +122,9 @@ with threadpool_limits(1):
     model.fit(train[FEATURES], train["tx_fraud"])
 # the sample the package must reproduce holds frauds and genuine transactions alike
 sample = pd.concat([train[train["tx_fraud"] == 0].head(20), train[train["tx_fraud"] == 1].head(20)])[FEATURES]
+# reference=: the training features' profile, which the package carries for `nbops monitor`
 manifest = nbops.save_model(
-    model, "fraud-detector", sample_input=sample, decision=choice,
+    model, "fraud-detector", sample_input=sample, decision=choice, reference=train[FEATURES],
     description=f"{best}, chosen by prequential validation; threshold by cost",
 )
 manifest["decision"]
