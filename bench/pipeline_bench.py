@@ -13,17 +13,23 @@ temporary folder and timed three ways, in interleaved rounds, after one warm-up 
 * **nbops run** — `nbops run notebooks/NAME.py` for each stage, one after another (no DVC).
 * **dvc repro -f** — the whole pipeline forced, in a git + DVC repository.
 
-Every way runs in the same environment (the same thread settings: OMP_NUM_THREADS & co. are
-whatever the caller has, printed below), on the same inputs and parameters. Prints median wall
-times, each stage's medians, the ratios side by side, and the load average before and after.
+Every way runs in the same environment, on the same inputs and parameters, with the same
+thread settings: OMP_NUM_THREADS, OPENBLAS_NUM_THREADS and MKL_NUM_THREADS are set to --threads
+(default 1) for every way. On a shared 2-core machine, scikit-learn's OpenMP threads competing
+with other processes make the model fit 3-6x slower and erratic, which would drown the overhead
+being measured; `--threads 0` keeps the caller's settings. The order of the ways rotates from
+round to round. Prints median wall times and CPU times (user + system of every process a way
+started: steadier than wall time on a busy machine), each stage's medians, the ratios side by
+side, and the load average before and after.
 
-    python bench/pipeline_bench.py [--rounds 5]
+    python bench/pipeline_bench.py [--rounds 5] [--threads 1]
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import resource
 import platform
 import shlex
 import shutil
@@ -44,6 +50,7 @@ GOAL = 1.3  # issue 10: dvc repro -f at most 1.3x the scripts
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--threads", type=int, default=1, help="OpenMP/BLAS threads for every way; 0: the caller's")
     args = parser.parse_args()
 
     from nbops.testing import command_env, copy_project, init_repo
@@ -52,6 +59,8 @@ def main() -> None:
     load_before = os.getloadavg()
     try:
         env = command_env(work)
+        if args.threads:
+            env.update({name: str(args.threads) for name in THREAD_VARIABLES})
         pipeline = init_repo(copy_project(REPO, work / "pipeline"), env)
         scripts = copy_project(REPO, work / "scripts")
         plan = stage_plan(scripts, env)
@@ -62,13 +71,16 @@ def main() -> None:
         }
         folders = {"scripts": scripts, "nbops run": pipeline, "dvc repro -f": pipeline}
         times: dict[str, dict[str, list[float]]] = {way: {} for way in ways}
+        cpu: dict[str, dict[str, list[float]]] = {way: {} for way in ways}
+        order = list(ways)
         for round_ in range(args.rounds + 1):  # round 0 warms the file cache and writes dvc.lock
-            for way, steps in ways.items():
-                for name, command, extra in steps:
-                    seconds = run(command, folders[way], {**env, **extra})
+            for way in order[round_ % len(order):] + order[: round_ % len(order)]:
+                for name, command, extra in ways[way]:
+                    seconds, cpu_seconds = run(command, folders[way], {**env, **extra})
                     if round_:
                         times[way].setdefault(name, []).append(seconds)
-        report(times, plan["described"], load_before, os.getloadavg(), args.rounds, env)
+                        cpu[way].setdefault(name, []).append(cpu_seconds)
+        report(times, cpu, plan["described"], load_before, os.getloadavg(), args.rounds, env)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -101,27 +113,35 @@ def stage_plan(root: Path, env: dict[str, str]) -> dict:
         script.write_text("\n\n".join(sources) + "\n", encoding="utf-8")
         stage_env = {record.ENV_STAGE: section, record.ENV_ROOT: str(root)}
         scripts.append((name, [sys.executable, str(script.relative_to(root))], stage_env))
-        runs.append((name, [str(BIN / "nbops"), "run", "-q", *shlex.split(stage.cmd)[2:]]))
+        runs.append((name, [str(BIN / "nbops"), *shlex.split(stage.cmd)[1:]]))  # what DVC runs
         shown = ", ".join(f"{k}={v!r}" for k, v in values.items())
         described.append(f"{name}: `python .bench/{name}.py` = the code cells of {notebook} + ({shown})")
     return {"scripts": scripts, "nbops run": runs, "described": described}
 
 
-def run(command: list[str], cwd: Path, env: dict[str, str]) -> float:
+def run(command: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of `command`; CPU counts every descendant that was waited for
+    (the kernel, DVC's stage commands)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     result = subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True)
     seconds = time.perf_counter() - start
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if result.returncode != 0:
         sys.exit(f"{' '.join(command)} failed in {cwd}:\n{result.stdout}\n{result.stderr}")
-    return seconds
+    return seconds, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def report(
-    times: dict[str, dict[str, list[float]]], described: list[str], load_before: tuple[float, ...],
-    load_after: tuple[float, ...], rounds: int, env: dict[str, str],
+    times: dict[str, dict[str, list[float]]], cpu: dict[str, dict[str, list[float]]], described: list[str],
+    load_before: tuple[float, ...], load_after: tuple[float, ...], rounds: int, env: dict[str, str],
 ) -> None:
-    totals = {way: [sum(step[i] for step in steps.values()) for i in range(rounds)] for way, steps in times.items()}
-    medians = {way: statistics.median(values) for way, values in totals.items()}
+    def totals(measured: dict[str, dict[str, list[float]]]) -> dict[str, list[float]]:
+        return {way: [sum(step[i] for step in steps.values()) for i in range(rounds)] for way, steps in measured.items()}
+
+    wall, cpu_total = totals(times), totals(cpu)
+    medians = {way: statistics.median(values) for way, values in wall.items()}
+    cpu_medians = {way: statistics.median(values) for way, values in cpu_total.items()}
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}, "
           f"{platform.system()} {platform.release()}")
     print("load average (1/5/15 min): before " + "/".join(f"{x:.1f}" for x in load_before)
@@ -131,20 +151,28 @@ def report(
     print("baseline scripts:")
     for line in described:
         print(f"  {line}")
-    print(f"{rounds} interleaved rounds after a warm-up round; median wall time (min–max):")
-    for way, values in totals.items():
-        print(f"  {way:<13} {medians[way]:6.2f} s   ({min(values):.2f}–{max(values):.2f})")
+    print(f"{rounds} interleaved rounds after a warm-up round; median (min–max) of the whole pipeline:")
+    print(f"  {'':<13} {'wall s':>21}   {'CPU s':>21}")
+    for way in wall:
+        print(f"  {way:<13} {medians[way]:6.2f} ({min(wall[way]):6.2f}–{max(wall[way]):6.2f})"
+              f"   {cpu_medians[way]:6.2f} ({min(cpu_total[way]):6.2f}–{max(cpu_total[way]):6.2f})")
     stages = list(times["scripts"])
-    print("each stage, median s:  " + "  ".join(f"{name:>10}" for name in stages))
+    print("each stage, median wall s / CPU s:  " + "  ".join(f"{name:>13}" for name in stages))
     for way in ("scripts", "nbops run"):
-        print(f"  {way:<20} " + "  ".join(f"{statistics.median(times[way][name]):10.2f}" for name in stages))
-    ratio = [r / s for r, s in zip(totals["dvc repro -f"], totals["scripts"])]
-    print(f"dvc repro -f / scripts = {medians['dvc repro -f'] / medians['scripts']:.2f} "
-          f"(per round {min(ratio):.2f}–{max(ratio):.2f}; goal <= {GOAL})   "
-          f"nbops run / scripts = {medians['nbops run'] / medians['scripts']:.2f}")
-    print(f"overhead over the scripts: nbops run {medians['nbops run'] - medians['scripts']:+.2f} s "
-          f"({(medians['nbops run'] - medians['scripts']) / len(stages):+.2f} s a stage), "
-          f"dvc repro -f {medians['dvc repro -f'] - medians['scripts']:+.2f} s")
+        print(f"  {way:<33} " + "  ".join(
+            f"{statistics.median(times[way][name]):6.2f}/{statistics.median(cpu[way][name]):6.2f}" for name in stages))
+    print(f"  {'nbops run - scripts':<33} " + "  ".join(
+        f"{statistics.median(times['nbops run'][name]) - statistics.median(times['scripts'][name]):+6.2f}/"
+        f"{statistics.median(cpu['nbops run'][name]) - statistics.median(cpu['scripts'][name]):+6.2f}" for name in stages))
+    for label, measured, mid in (("wall", wall, medians), ("CPU", cpu_total, cpu_medians)):
+        ratio = [r / s for r, s in zip(measured["dvc repro -f"], measured["scripts"])]
+        met = "met" if mid["dvc repro -f"] / mid["scripts"] <= GOAL else "NOT met"
+        print(f"{label + ':':<5} dvc repro -f / scripts = {mid['dvc repro -f'] / mid['scripts']:.2f} "
+              f"(per round {min(ratio):.2f}–{max(ratio):.2f}; goal <= {GOAL}: {met})   "
+              f"nbops run / scripts = {mid['nbops run'] / mid['scripts']:.2f}   "
+              f"overhead: nbops run {mid['nbops run'] - mid['scripts']:+.2f} s, "
+              f"dvc repro -f {mid['dvc repro -f'] - mid['scripts']:+.2f} s "
+              f"(of which DVC {mid['dvc repro -f'] - mid['nbops run']:+.2f} s)")
 
 
 if __name__ == "__main__":
