@@ -22,7 +22,11 @@ round to round. Prints median wall times and CPU times (user + system of every p
 started: steadier than wall time on a busy machine), each stage's medians, the ratios side by
 side, and the load average before and after.
 
-    python bench/pipeline_bench.py [--rounds 5] [--threads 1]
+    python bench/pipeline_bench.py [--rounds 5] [--threads 1] [--before DIR]
+
+`--before DIR` also times `nbops run` with the nbops package of another checkout (DIR holds its
+`nbops/` folder, e.g. `git worktree add /tmp/before COMMIT`), imported through PYTHONPATH by the
+CLI and the kernel alike: a before/after comparison of a change, in the same interleaved rounds.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=1, help="OpenMP/BLAS threads for every way; 0: the caller's")
+    parser.add_argument("--before", type=Path, metavar="DIR", help="also time `nbops run` with DIR/nbops (another checkout)")
     args = parser.parse_args()
 
     from nbops.testing import command_env, copy_project, init_repo
@@ -70,6 +75,10 @@ def main() -> None:
             "dvc repro -f": [("all", [str(BIN / "dvc"), "repro", "-f"], {})],
         }
         folders = {"scripts": scripts, "nbops run": pipeline, "dvc repro -f": pipeline}
+        if args.before:
+            before = {"PYTHONPATH": str(args.before.resolve())}
+            ways["nbops run (before)"] = [(name, command, before) for name, command in plan["nbops run"]]
+            folders["nbops run (before)"] = pipeline
         times: dict[str, dict[str, list[float]]] = {way: {} for way in ways}
         cpu: dict[str, dict[str, list[float]]] = {way: {} for way in ways}
         order = list(ways)
@@ -152,13 +161,13 @@ def report(
     for line in described:
         print(f"  {line}")
     print(f"{rounds} interleaved rounds after a warm-up round; median (min–max) of the whole pipeline:")
-    print(f"  {'':<13} {'wall s':>21}   {'CPU s':>21}")
+    print(f"  {'':<18} {'wall s':>21}   {'CPU s':>21}")
     for way in wall:
-        print(f"  {way:<13} {medians[way]:6.2f} ({min(wall[way]):6.2f}–{max(wall[way]):6.2f})"
+        print(f"  {way:<18} {medians[way]:6.2f} ({min(wall[way]):6.2f}–{max(wall[way]):6.2f})"
               f"   {cpu_medians[way]:6.2f} ({min(cpu_total[way]):6.2f}–{max(cpu_total[way]):6.2f})")
     stages = list(times["scripts"])
     print("each stage, median wall s / CPU s:  " + "  ".join(f"{name:>13}" for name in stages))
-    for way in ("scripts", "nbops run"):
+    for way in (way for way in times if way != "dvc repro -f"):
         print(f"  {way:<33} " + "  ".join(
             f"{statistics.median(times[way][name]):6.2f}/{statistics.median(cpu[way][name]):6.2f}" for name in stages))
     print(f"  {'nbops run - scripts':<33} " + "  ".join(
@@ -173,6 +182,10 @@ def report(
               f"overhead: nbops run {mid['nbops run'] - mid['scripts']:+.2f} s, "
               f"dvc repro -f {mid['dvc repro -f'] - mid['scripts']:+.2f} s "
               f"(of which DVC {mid['dvc repro -f'] - mid['nbops run']:+.2f} s)")
+        if "nbops run (before)" in measured:
+            print(f"{'':5} nbops run: before {mid['nbops run (before)']:.2f} s, after {mid['nbops run']:.2f} s "
+                  f"({mid['nbops run'] - mid['nbops run (before)']:+.2f} s; before / scripts = "
+                  f"{mid['nbops run (before)'] / mid['scripts']:.2f})")
 
 
 if __name__ == "__main__":
