@@ -356,7 +356,10 @@ def _execute(
     quiet_log = _DropKernelDied()
     logging.getLogger("papermill").addFilter(quiet_log)
     try:
-        import papermill
+        from ._startup import without_unused_extras
+
+        with without_unused_extras():
+            import papermill
         from papermill.exceptions import PapermillExecutionError
 
         try:

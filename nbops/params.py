@@ -250,7 +250,10 @@ def read_text_notebook(path: str | os.PathLike[str]) -> dict[str, Any]:
     if not Path(path).is_file():
         raise NotebookError(f"{path}: notebook not found")
     try:
-        import jupytext
+        from ._startup import without_unused_extras
+
+        with without_unused_extras():
+            import jupytext
     except ImportError:  # pragma: no cover - jupytext is a core dependency
         raise NotebookError(f"{path}: reading a text notebook needs jupytext (pip install jupytext)") from None
     try:

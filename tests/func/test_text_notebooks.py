@@ -77,3 +77,31 @@ def test_jupytext_is_not_imported_for_ipynb(tmp_path):
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
     assert Path(nb).exists()
+
+
+def test_nbops_run_skips_extras_it_never_uses(tmp_path, env):
+    """`nbops run` (a real kernel) imports neither the serving runtime nor papermill's remote
+    stores, jupytext's server contents managers or jsonschema's format checkers (~1 s of CPU a
+    stage); the process can still import them afterwards, and a user's process is left alone."""
+    import importlib.util
+    import subprocess
+    import sys
+
+    (tmp_path / "params.yaml").write_text("plain:\n  n: 2\n")
+    (tmp_path / "plain.py").write_text('# %% tags=["parameters"]\nn = 1\n\n# %%\nprint(n + 1)\n')
+    heavy = [name for name in ("boto3", "pyarrow", "jupyter_server", "isoduration") if importlib.util.find_spec(name)]
+    heavy += ["pyarrow.fs"] if "pyarrow" in heavy else []
+    code = (
+        "import sys\nfrom nbops.cli import main\n"
+        "assert main(['run', '-q', 'plain.py']) == 0\n"
+        f"print(sorted(name for name in {heavy + ['nbops.runtime']!r} if name in sys.modules))\n"
+        f"for name in {heavy!r}: __import__(name)\n"
+        "print('jupytext.sync_contentsmanager' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.splitlines() == ["[]", "False"]
+    assert "3" in output_text(tmp_path / "reports/plain.ipynb", 2)
+
+    user = "import sys\nfrom nbops.params import load_notebook\nload_notebook('plain.py')\nprint('jupytext.sync_contentsmanager' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", user], cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
+    assert out.strip() == str(importlib.util.find_spec("jupyter_server") is not None)
