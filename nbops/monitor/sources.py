@@ -329,7 +329,8 @@ def _pair_shadows(scan: Scan, spec: ScanSpec, champions: list[Batch], shadows: l
 
 
 def _fold_champions(scan: Scan, spec: ScanSpec, batches: list[Batch]) -> int:
-    """Champion rows into the accumulators, one array per column for all the batches; returns how many rows."""
+    """Champion rows into the accumulators — a numeric column as one array for all the batches
+    (built from each batch's list straight away), a categorical one batch by batch; returns how many rows."""
     acc = scan.accumulators
     rows = sum(b.total_rows for b in batches)
     acc.rows += rows
@@ -345,29 +346,31 @@ def _fold_champions(scan: Scan, spec: ScanSpec, batches: list[Batch]) -> int:
                 acc.missing_columns[name] += batch.total_rows
             else:
                 parts.append(values)
-        if parts:
-            _add(column, parts[0] if len(parts) == 1 else list(chain.from_iterable(parts)))
+        _add(column, parts)
     if acc.scores is not None:
-        scores = [b.scores(spec.positive_index) for b in batches]
-        scores = scores[0] if len(scores) == 1 else list(chain.from_iterable(scores))
-        if scores:
-            _add(acc.scores, scores)
+        _add(acc.scores, [scores for scores in (b.scores(spec.positive_index) for b in batches) if scores])
     if acc.predictions is not None:
-        acc.predictions.add(batches[0].predictions if len(batches) == 1 else list(chain.from_iterable(b.predictions for b in batches)))
+        _add(acc.predictions, [b.predictions for b in batches])
     return rows
 
 
-def _add(accumulator: Any, values: list[Any]) -> None:
-    if accumulator.kind == "numeric":
-        import numpy as np
+def _add(accumulator: Any, parts: list[list[Any]]) -> None:
+    """Lists of values (one per batch) into an accumulator."""
+    if not parts:
+        return
+    if accumulator.kind != "numeric":
+        for values in parts:
+            accumulator.add(values)
+        return
+    import numpy as np
 
+    arrays = []
+    for values in parts:
         try:
-            array = np.array(values, dtype=float)  # null (None) → NaN
+            arrays.append(np.array(values, dtype=float))  # null (None) → NaN
         except (TypeError, ValueError):
-            array = np.array([v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in values], dtype=float)
-        accumulator.add(array)
-    else:
-        accumulator.add(values)
+            arrays.append(np.array([v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in values], dtype=float))
+    accumulator.add(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
 
 
 def _join(scan: Scan, spec: ScanSpec, batch: Batch) -> None:

@@ -481,9 +481,12 @@ def _values(array: Any, numpy_native: bool = False) -> Any:
 
         return np.ascontiguousarray(array)
     values = array.tolist() if hasattr(array, "tolist") else list(array)
-    if (kind == "f" and bool((array != array).any())) or kind == "O":  # NaN != NaN; objects may hold NaN
-        values = [_no_nan(v) for v in values]
+    if (kind == "f" and bool((array != array).any())) or (kind == "O" and set(map(type, values)) - _NO_NAN_TYPES):
+        values = [_no_nan(v) for v in values]  # NaN != NaN; objects other than strings may hold NaN
     return values
+
+
+_NO_NAN_TYPES = {str, int, bool, type(None)}
 
 
 def _no_nan(value: Any) -> Any:
