@@ -126,6 +126,31 @@ def test_a_batch_of_requests_is_one_columnar_line_bounded_in_rows(model, tmp_pat
         assert record["probabilities"] == probabilities.tolist() and record["rows"] == len(predictions)
 
 
+def test_decisions_are_written_per_row_with_the_threshold(model, tmp_path):
+    deciding = PackagedModel(model.model, {**model.manifest, "decision": {"threshold": 0.42, "positive_class": True}})
+    cap, _ = capture(tmp_path / "cap")
+    first, second = score(deciding, rows(2)), score(deciding, rows(3, start=40))
+    cap.record("a", deciding, "champion", *first, 1.0)
+    cap.record("b", deciding, "champion", *second, 1.0)
+    cap.close()
+    [part] = part_paths(tmp_path / "cap")
+    [line] = [json.loads(text) for text in Path(part).read_bytes().splitlines()]
+    expected = [bool(p >= 0.42) for p in np.concatenate([first[2][:, 1], second[2][:, 1]])]
+    assert line["decisions"] == expected and line["threshold"] == 0.42 and line["rows"] == [2, 3]
+    a, b = read_records(tmp_path / "cap")
+    assert a["decisions"] == expected[:2] and b["decisions"] == expected[2:] and b["threshold"] == 0.42
+
+
+def test_a_format_2_line_that_does_not_add_up_is_named(tmp_path):
+    line = {"v": 2, "model": "wear", "version": "0.1.0", "role": "champion", "requests": 2, "request_id": ["a", "b"],
+            "ts": ["2026-11-27T13:00:00.000000Z"] * 2, "latency_ms": [1.0, 1.0], "rows": [1, 2],
+            "inputs": {"Type": ["L", "M"]}, "predictions": [0, 1, 1]}
+    with pytest.raises(ValueError, match=r'part: line 1 is not a capture record \("inputs.Type" holds 2 values for 3 rows\)'):
+        parse_part(json.dumps(line).encode() + b"\n")
+    line["inputs"]["Type"].append("H")
+    assert [r["inputs"] for r in parse_part(json.dumps(line).encode() + b"\n")[0]] == [{"Type": ["L"]}, {"Type": ["M", "H"]}]
+
+
 def test_format_1_lines_still_read(tmp_path):
     line = {"v": 1, "ts": "2026-11-27T13:00:00.500000Z", "request_id": "old", "model": "wear", "version": "0.1.0",
             "role": "champion", "latency_ms": 1.0, "rows": 2, "inputs": {"Type": ["L", "M"]}, "predictions": [0, 1],
