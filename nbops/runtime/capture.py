@@ -20,9 +20,9 @@ takes the whole buffer, and writes ONE columnar line per (model, version, role) 
 
 Row j of request i is at offset sum(rows[:i]) + j. A reader parses one line per batch of
 requests instead of one per request (parsing small JSON objects was ~80% of `nbops monitor`'s
-time), and numeric columns go to orjson as numpy arrays. A line holds at most `line_rows` rows
-(LINE_VALUES values across the columns; a request larger than that is a line of its own), so a
-reader never holds a huge line. Format version 1 (one line per request, the same fields per
+time), and numeric columns go to orjson as numpy arrays. A line holds at most LINE_VALUES values
+(rows × input columns, but at least LINE_ROWS_MIN rows; a request larger than that is a line of
+its own), so a reader never holds a huge line. Format version 1 (one line per request, the same fields per
 request, probabilities row-wise) is still read.
 
 A part ends with its UTC day or when it would grow past `part_bytes`. Locally, each batch is one
