@@ -169,7 +169,9 @@ def run_cli(paths: dict, *args: str) -> tuple[float, dict]:
         "code = main(sys.argv[1:])\n"
         "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
         "cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime\n"
-        "print(json.dumps({'exit': code, 'self_mb': me.ru_maxrss / 1024, 'child_mb': kids.ru_maxrss / 1024, 'cpu': cpu}), file=sys.stderr)\n"
+        # not ru_maxrss for this process: Linux carries the peak over exec, from the bench's own process
+        "peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+        "print(json.dumps({'exit': code, 'self_mb': peak / 1024, 'child_mb': kids.ru_maxrss / 1024, 'cpu': cpu}), file=sys.stderr)\n"
     )
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code, "monitor", MODEL, *args, "--registry", str(paths["root"] / "registry"), "--json"],
