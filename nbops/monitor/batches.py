@@ -128,6 +128,8 @@ def _from_v2(line: dict[str, Any]) -> Batch | None:
         total = sum(rows)
         if not (len(ids) == len(ts) == len(rows)) or len(predictions) != total or not isinstance(inputs, dict):
             return None
+        if ts and set(map(type, ts)) != {str}:
+            return None
         if any(len(v) != total for v in inputs.values()):
             return None
         probabilities = line.get("probabilities")

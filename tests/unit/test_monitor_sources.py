@@ -49,10 +49,11 @@ def test_lines_of_both_formats_become_columnar_batches():
           "inputs": {"x": [5, 6, 7]}, "predictions": [1, 0, 1], "classes": [0, 1],
           "probabilities": {"0": [0.1, 0.6, 0.3], "1": [0.9, 0.4, 0.7]}}
     short = {**v2, "inputs": {"x": [5, 6]}}  # a column shorter than its rows: unreadable
-    lines = [v1("a", "champion", [1, 2]), v1("b", "champion", [3]), v1("s", "shadow", [1]), v2, short,
+    untimed = {**v2, "ts": [None, None]}  # so is a line without its times
+    lines = [v1("a", "champion", [1, 2]), v1("b", "champion", [3]), v1("s", "shadow", [1]), v2, short, untimed,
              v1("e", "champion", [8], version="0.2.0")]
     batches, bad = to_batches(lines)
-    assert bad == 1
+    assert bad == 2
     assert [(b.role, b.version, b.request_ids, b.rows) for b in batches] == [
         ("champion", "0.1.0", ["a", "b"], [2, 1]), ("shadow", "0.1.0", ["s"], [1]), ("champion", "0.1.0", ["c", "d"], [2, 1]),
         ("champion", "0.2.0", ["e"], [1])]
