@@ -1,13 +1,17 @@
 """How fast `nbops monitor` is, against Evidently's data-drift preset on the same data and tests.
 
-    python bench/monitor_bench.py [--rows 1000000] [--rounds 3] [--workdir /tmp/nbops-monitor-bench]
+    python bench/monitor_bench.py [--rows 1000000] [--rounds 3] [--workdir /tmp/nbops-monitor-bench] [--with-v1]
 
 One synthetic model (10 input columns: 7 numeric, 3 categorical; a logistic regression) is
 packaged with a 20,000-row reference profile into a real registry; the current data is
-1,000,000 rows (a drifted copy of the generator), captured as the runtime writes it
-(INTERFACES.md §2) — one row per request (online traffic, the worst case: ~500 bytes of JSON per
-row) and 100 rows per request (batch scoring) — and also as a CSV for Evidently. Rounds
-interleave the cases; medians (min–max) are printed side by side with the ratios.
+1,000,000 rows (a drifted copy of the generator), scored by the loaded package and captured by
+the runtime's own writer (nbops.runtime.Capture, format 2 of INTERFACES.md §2b: one columnar
+line per written batch) — one row per request (online traffic, the worst case), the writer
+taking 1,000 requests per flush (a server answering 1,000 requests/s, flushing every second),
+and 100 rows per request (batch scoring) — and also as a CSV for Evidently. With --with-v1, the
+one-row-per-request capture is also written in format 1 (one JSON line per request, what the
+runtime wrote before) and read once per round. Rounds interleave the cases; medians (min–max)
+are printed side by side with the ratios.
 
 Cases
 * `nbops monitor --capture` (CLI, a fresh process: imports, JSON parsing, two worker processes)
@@ -58,22 +62,24 @@ def frame(rng, n: int, columns: int = 10, shift: float = 0.0):
     return pd.DataFrame(data)
 
 
-def setup(workdir: Path, rows: int, columns: int = 10) -> dict:
+def setup(workdir: Path, rows: int, columns: int = 10, with_v1: bool = False) -> dict:
     """The package, the captures and the CSV (kept in workdir between runs)."""
     import numpy as np
 
     tag = f"{rows}x{columns}"
-    done = workdir / f".ready-{tag}"
     root = workdir / f"project-{columns}"
-    paths = {"root": root, "capture1": workdir / f"capture-{tag}-1", "capture100": workdir / f"capture-{tag}-100",
+    paths = {"root": root, "capture1": workdir / f"capture-v2-{tag}-1", "capture100": workdir / f"capture-v2-{tag}-100",
+             "capture1_v1": workdir / f"capture-v1-{tag}-1",
              "csv": workdir / f"current-{tag}.csv", "reference_csv": workdir / f"reference-{columns}.csv"}
-    if done.exists():
+    done, done_v1 = workdir / f".ready-v2-{tag}", workdir / f".ready-v1-{tag}"
+    if done.exists() and (done_v1.exists() or not with_v1):
         return paths
     from sklearn.compose import make_column_transformer
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import OneHotEncoder
 
+    from nbops.runtime import PackagedModel
     from nbops.testing import register_model
 
     rng = np.random.default_rng(0)
@@ -89,16 +95,47 @@ def setup(workdir: Path, rows: int, columns: int = 10) -> dict:
     reference.to_csv(paths["reference_csv"], index=False)
     current = frame(np.random.default_rng(1), rows, columns, shift=0.3)
     current.to_csv(paths["csv"], index=False)
-    probabilities = model.predict_proba(current)
-    predictions = model.predict(current)
-    for per in (1, 100):
-        write_fast_capture(paths[f"capture{per}"], current, predictions, probabilities, per)
-    done.write_text("ok\n")
+    package = PackagedModel.load(root / "registry" / MODEL / "0.1.0", n_jobs=1)
+    inputs = package.arrays({"columns": current.to_dict("list")})  # as the server validates a JSON body
+    predictions, probabilities = package.predict_frame(inputs)
+    if not done.exists():
+        for per in (1, 100):
+            started = time.perf_counter()
+            write_capture(paths[f"capture{per}"], package, inputs, predictions, probabilities, per)
+            print(f"  wrote {rows:,} rows, {per} per request, with the runtime's writer in {time.perf_counter() - started:.1f} s", flush=True)
+        done.write_text("ok\n")
+    if with_v1 and not done_v1.exists():
+        write_v1_capture(paths["capture1_v1"], current, predictions, probabilities, 1)
+        done_v1.write_text("ok\n")
     return paths
 
 
-def write_fast_capture(folder: Path, current, predictions, probabilities, per: int) -> None:
-    """Capture lines as the runtime writes them (orjson, compact), in parts of ~64 MB."""
+def write_capture(folder: Path, package, inputs: dict, predictions, probabilities, per: int, per_flush: int = 1000) -> None:
+    """The capture the runtime writes (nbops.runtime.Capture: format 2) of requests of `per` rows,
+    each given as the server gives it (views of the validated columns and of the answers), the
+    writer taking `per_flush` requests at a time (as a server answering that many a second)."""
+    import datetime as dt
+
+    from nbops.runtime import Capture
+
+    start = dt.datetime(2026, 11, 27, 10, tzinfo=dt.timezone.utc).timestamp()
+    capture = Capture.open(folder, buffer_records=2 * per_flush, buffer_rows=2 * per_flush * per, flush_seconds=3600,
+                           log=lambda line: None)
+    names = list(inputs)
+    for number, first in enumerate(range(0, len(predictions), per)):
+        last = first + per
+        accepted = capture.record(f"{number:032x}", package, "champion", {c: inputs[c][first:last] for c in names},
+                                  predictions[first:last], probabilities[first:last], 1.234, arrived=start + number / 1000)
+        assert accepted
+        if (number + 1) % per_flush == 0:
+            capture.flush()
+    capture.close(quiet=True)
+    assert capture.dropped == 0, capture.summary()
+
+
+def write_v1_capture(folder: Path, current, predictions, probabilities, per: int) -> None:
+    """Capture format 1 (one JSON line per request, what the runtime wrote before format 2), as it
+    wrote it (orjson, compact), in parts of ~64 MB."""
     import orjson
 
     columns = {c: current[c].tolist() for c in current.columns}
@@ -132,7 +169,9 @@ def run_cli(paths: dict, *args: str) -> tuple[float, dict]:
         "code = main(sys.argv[1:])\n"
         "me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)\n"
         "cpu = me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime\n"
-        "print(json.dumps({'exit': code, 'self_mb': me.ru_maxrss / 1024, 'child_mb': kids.ru_maxrss / 1024, 'cpu': cpu}), file=sys.stderr)\n"
+        # not ru_maxrss for this process: Linux carries the peak over exec, from the bench's own process
+        "peak = next(int(l.split()[1]) for l in open('/proc/self/status') if l.startswith('VmHWM:'))\n"
+        "print(json.dumps({'exit': code, 'self_mb': peak / 1024, 'child_mb': kids.ru_maxrss / 1024, 'cpu': cpu}), file=sys.stderr)\n"
     )
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", code, "monitor", MODEL, *args, "--registry", str(paths["root"] / "registry"), "--json"],
@@ -216,12 +255,14 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workdir", default="/tmp/nbops-monitor-bench")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--with-v1", action="store_true", help="also read the one-row-per-request capture in format 1")
     args = parser.parse_args()
     workdir = Path(args.workdir)
     workdir.mkdir(parents=True, exist_ok=True)
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}; cores: {os.cpu_count()}", flush=True)
-    paths = setup(workdir, args.rows)
-    times: dict[str, list[float]] = {k: [] for k in ("capture1", "capture100", "data", "frame", "evidently")}
+    paths = setup(workdir, args.rows, with_v1=args.with_v1)
+    cases = ("capture1", "capture100", "data", "frame", "evidently") + (("capture1_v1",) if args.with_v1 else ())
+    times: dict[str, list[float]] = {k: [] for k in cases}
     cpu: dict[str, list[float]] = {k: [] for k in times}
     memory: dict[str, dict] = {}
     evidently_drifts = None
@@ -250,9 +291,11 @@ def main() -> None:
     print("|---|---:|---:|---:|---:|")
     evidently = statistics.median(times["evidently"]) if times["evidently"] else None
     evidently_cpu = statistics.median(cpu["evidently"]) if cpu["evidently"] else None
+    sizes = {case: sum(p.stat().st_size for p in Path(paths[case]).rglob("*.jsonl")) / 1e6 for case in times if case.startswith("capture")}
     labels = {
-        "capture1": "`nbops monitor --capture` (1 row per request, 500 MB of JSON lines)",
-        "capture100": "`nbops monitor --capture` (100 rows per request)",
+        "capture1": f"`nbops monitor --capture`, 1 row per request, format 2 ({sizes['capture1']:.0f} MB)",
+        "capture100": f"`nbops monitor --capture`, 100 rows per request, format 2 ({sizes['capture100']:.0f} MB)",
+        "capture1_v1": f"`nbops monitor --capture`, 1 row per request, format 1 ({sizes.get('capture1_v1', 0):.0f} MB)",
         "data": "`nbops monitor --data current.csv` (reads and scores the CSV)",
         "frame": "nbops statistics on the in-memory frame",
         "evidently": "Evidently 0.7.23 DataDriftPreset on the in-memory frames",
@@ -275,7 +318,7 @@ def main() -> None:
         for rows, columns in ((250_000, 10), (args.rows, 10), (250_000, 40)):
             more = setup(workdir, rows, columns)
             seconds, used = run_cli(more, "--capture", str(more["capture1"]))
-            size = sum(p.stat().st_size for p in Path(more["capture1"]).rglob("*.jsonl"))
+            size = sum(p.stat().st_size for p in Path(more["capture1"]).rglob("*.jsonl"))  # format 2, 1 row per request
             print(f"| {rows:,} rows × {columns} columns | {size / 1e6:.0f} MB | {used['self_mb']:.0f} MB / {used['child_mb']:.0f} MB | {seconds:.2f} s | {used['cpu']:.2f} s |", flush=True)
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 

@@ -147,41 +147,60 @@ def write_capture(
     seconds_apart: float = 1.0,
     request_ids: Sequence[str] | None = None,
     part: str = "part-130000-1-0.jsonl",
+    format: int = 2,
+    requests_per_line: int = 100,
 ) -> list[str]:
-    """Write captured requests for `frame`'s rows as the runtime's capture does (INTERFACES.md §2):
-    `<root>/<model>/<YYYY-MM-DD>/<part>`, one JSON line per request of `rows_per_request` rows,
-    columnar inputs, UTC timestamps `seconds_apart` apart. Returns the request ids written."""
+    """Write captured requests for `frame`'s rows as the runtime's capture does (INTERFACES.md §2,
+    §2b): `<root>/<model>/<YYYY-MM-DD>/<part>`, requests of `rows_per_request` rows, columnar
+    inputs, UTC timestamps `seconds_apart` apart; in format 2 (the runtime's), one line per
+    `requests_per_line` requests of a day, or in format 1, one line per request. Returns the request ids written."""
     import datetime as dt
     import json
 
+    if format not in (1, 2):
+        raise ValueError(f"format {format!r}: capture formats are 1 and 2")
     columns = [str(c) for c in frame.columns]
     moment = dt.datetime.fromisoformat(start).replace(tzinfo=dt.timezone.utc)
     ids: list[str] = []
-    handles: dict[Path, Any] = {}
-    try:
-        for number, first in enumerate(range(0, len(frame), rows_per_request)):
-            chunk = frame.iloc[first : first + rows_per_request]
-            when = moment + dt.timedelta(seconds=number * seconds_apart)
-            rid = request_ids[number] if request_ids is not None else f"{role[:1]}{number:08d}"
-            ids.append(rid)
-            record: dict[str, Any] = {
-                "v": 1, "ts": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "request_id": rid, "model": model,
-                "version": version, "role": role, "latency_ms": 1.0, "rows": len(chunk),
-                "inputs": {c: [_plain(v) for v in chunk[c].tolist()] for c in columns},
-                "predictions": [_plain(v) for v in (predictions[first : first + len(chunk)] if predictions is not None else [0] * len(chunk))],
-            }
-            if probabilities is not None:
-                record["classes"] = list(classes if classes is not None else [0, 1])
-                record["probabilities"] = [[float(p) for p in row] for row in probabilities[first : first + len(chunk)]]
-            path = Path(root) / model / when.strftime("%Y-%m-%d") / part
-            if path not in handles:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                handles[path] = open(path, "a", encoding="utf-8")
-            handles[path].write(json.dumps(record, separators=(",", ":")) + "\n")
-    finally:
-        for handle in handles.values():
-            handle.close()
+    lines: dict[Path, list[dict[str, Any]]] = {}  # part → its requests, in format 1's fields
+    for number, first in enumerate(range(0, len(frame), rows_per_request)):
+        chunk = frame.iloc[first : first + rows_per_request]
+        when = moment + dt.timedelta(seconds=number * seconds_apart)
+        rid = request_ids[number] if request_ids is not None else f"{role[:1]}{number:08d}"
+        ids.append(rid)
+        record: dict[str, Any] = {
+            "v": 1, "ts": when.strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "request_id": rid, "model": model,
+            "version": version, "role": role, "latency_ms": 1.0, "rows": len(chunk),
+            "inputs": {c: [_plain(v) for v in chunk[c].tolist()] for c in columns},
+            "predictions": [_plain(v) for v in (predictions[first : first + len(chunk)] if predictions is not None else [0] * len(chunk))],
+        }
+        if probabilities is not None:
+            record["classes"] = list(classes if classes is not None else [0, 1])
+            record["probabilities"] = [[float(p) for p in row] for row in probabilities[first : first + len(chunk)]]
+        lines.setdefault(Path(root) / model / when.strftime("%Y-%m-%d") / part, []).append(record)
+    for path, records in lines.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        if format == 2:
+            records = [_columnar(records[i : i + requests_per_line]) for i in range(0, len(records), requests_per_line)]
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.writelines(json.dumps(r, separators=(",", ":")) + "\n" for r in records)
     return ids
+
+
+def _columnar(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Format-1 records of one model, version and role as one format-2 line."""
+    first = records[0]
+    line: dict[str, Any] = {
+        "v": 2, "model": first["model"], "version": first["version"], "role": first["role"], "requests": len(records),
+        **{key: [r[key] for r in records] for key in ("request_id", "ts", "latency_ms", "rows")},
+        "inputs": {c: [v for r in records for v in r["inputs"][c]] for c in first["inputs"]},
+        "predictions": [v for r in records for v in r["predictions"]],
+    }
+    if "probabilities" in first:
+        rows = [row for r in records for row in r["probabilities"]]
+        line["classes"] = first["classes"]
+        line["probabilities"] = {str(c): [row[i] for row in rows] for i, c in enumerate(first["classes"])}
+    return line
 
 
 def _plain(value: Any) -> Any:

@@ -1,12 +1,14 @@
-"""Current data for the monitor: capture folders (INTERFACES.md §2) and data files, streamed.
+"""Current data for the monitor: capture folders (INTERFACES.md §2, §2b) and data files, streamed.
 
 A capture folder `<root>/<model>/<YYYY-MM-DD>/part-*.jsonl` (a local path or an fsspec URL) is
-cut into work units — byte ranges of ~UNIT_BYTES aligned on lines — read CHUNK_BYTES at a time
-and folded into accumulators (accumulate.py); units run in parallel processes when there is
+cut into work units — byte ranges of ~UNIT_BYTES aligned on lines — read CHUNK_BYTES at a time;
+each chunk's lines (format 2: one columnar line per batch of requests; format 1: one per request)
+become columnar batches (batches.py), and each column of the chunk's champion rows goes into its
+accumulator (accumulate.py) as one numpy array. Units run in parallel processes when there is
 enough to read, and their accumulators merge. Memory holds one chunk per process, never the
 whole capture. Only champion rows are compared with the profile; a shadow (challenger) row is paired with
 the champion row of the same request (request_id, row) when both are in one chunk — the runtime
-writes them together — for their agreement, and scored against labels beside the champion.
+writes them within a flush or two — for their agreement, and scored against labels beside the champion.
 
 A data file (CSV, or parquet when pyarrow is installed) is read in slices of rows and scored
 with the packaged model for prediction drift.
@@ -22,11 +24,12 @@ import re
 from collections import Counter
 from dataclasses import dataclass, field
 from itertools import chain
-from operator import itemgetter
+from operator import eq
 from typing import Any, Iterator, Mapping, Sequence
 
 from ..exceptions import MonitorError
 from .accumulate import Accumulators
+from .batches import Batch, to_batches
 
 UNIT_BYTES = 32 << 20
 CHUNK_BYTES = 8 << 20
@@ -189,13 +192,13 @@ def read_unit_chunks(fs: Any, unit: Unit, chunk_bytes: int = CHUNK_BYTES) -> Ite
                     yield carry  # a last line without its newline (torn by a kill, say)
                 return
             offset += len(block)
-            data = carry + block
-            cut = data.rfind(b"\n")
+            cut = block.rfind(b"\n")
             if cut < 0:
-                carry = data
+                carry += block
                 continue
-            lines, carry = data[: cut + 1], data[cut + 1 :]
-            data_start = offset - len(data)
+            data_start = offset - len(block) - len(carry)
+            lines = carry + block[: cut + 1] if carry else block[: cut + 1]  # one copy of the block
+            carry = block[cut + 1 :]
             if data_start + len(lines) >= unit.end:
                 stop = lines.find(b"\n", max(unit.end - data_start - 1, 0))
                 yield lines[: stop + 1]
@@ -207,20 +210,20 @@ def parse_lines(chunk: bytes) -> tuple[list[dict[str, Any]], int]:
     """The records of a chunk of JSON lines, and how many lines were unreadable (a torn last line
     after a kill, say): those are skipped and counted."""
     loads = _loads()
-    body = chunk.strip(b"\n")
-    if not body:
+    lines = [line for line in chunk.split(b"\n") if line]  # no strip: a chunk is megabytes, copied once
+    if not lines:
         return [], 0
     enabled = gc.isenabled()
     gc.disable()  # a million small containers: the cyclic GC would rescan them again and again
     try:
         try:  # line by line is faster than one big array for orjson (measured)
-            records = list(map(loads, body.split(b"\n")))
+            records = list(map(loads, lines))
             if all(type(r) is dict for r in records):
                 return records, 0
         except ValueError:
             pass
         records, bad = [], 0
-        for line in body.split(b"\n"):
+        for line in lines:
             if not line.strip():
                 continue
             try:
@@ -248,130 +251,156 @@ def _loads() -> Any:
 
 
 def fold_records(scan: Scan, spec: ScanSpec, records: list[dict[str, Any]]) -> None:
-    """Add a chunk's records to the scan: champion rows to the accumulators, labels joined."""
+    """Add a chunk's parsed lines (format 1 or 2) to the scan."""
+    batches, bad = to_batches(records)
+    scan.bad_lines += bad
+    fold_batches(scan, spec, batches)
+
+
+def fold_batches(scan: Scan, spec: ScanSpec, batches: list[Batch]) -> None:
+    """Add a chunk's batches to the scan: champion rows to the accumulators (one array per column
+    for the whole chunk), shadow rows paired with the champion's, labels joined."""
     if spec.since or spec.until:
-        since, until = spec.since or "", spec.until or "\uffff"
-        records = [r for r in records if since <= _normal_ts(r.get("ts")) < until]
-    if not records:
+        batches = _in_window(batches, spec.since or "", spec.until or "\uffff")
+    batches = [b for b in batches if b.rows]
+    if not batches:
         return
-    scan.requests += len(records)
-    stamps = [r.get("ts") or "" for r in records]
-    scan.first_ts = min(filter(None, (scan.first_ts, min(stamps))), default="")
-    scan.last_ts = max(scan.last_ts, max(stamps))
-    roles = [r.get("role", "champion") for r in records]
-    champions = records if roles.count("champion") == len(records) else [r for r, role in zip(records, roles) if role == "champion"]
-    if len(champions) != len(records):
-        for record, role in zip(records, roles):
-            if role != "champion":
-                scan.roles[str(role)] += _rows(record)
-        _pair_shadows(scan, spec, champions, [r for r, role in zip(records, roles) if role == "shadow"])
-    versions = Counter(r.get("version", "") for r in champions)
-    for version, count in versions.items():
-        scan.versions[str(version)] += count
+    for batch in batches:
+        scan.requests += len(batch.rows)
+        first, last = min(batch.ts), max(batch.ts)
+        scan.first_ts = min(filter(None, (scan.first_ts, first)), default="")
+        scan.last_ts = max(scan.last_ts, last)
+    champions = [b for b in batches if b.role == "champion"]
+    if len(champions) != len(batches):
+        for batch in batches:
+            if batch.role != "champion":
+                scan.roles[batch.role] += batch.total_rows
+        _pair_shadows(scan, spec, champions, [b for b in batches if b.role == "shadow"])
+    for batch in champions:
+        scan.versions[batch.version] += batch.total_rows
     if champions:
         scan.roles["champion"] += _fold_champions(scan, spec, champions)
     if spec.labels is not None or spec.label_keys is not None:
-        for role in set(roles):
-            _join(scan, spec, [r for r, each in zip(records, roles) if each == role], role)
+        for batch in batches:
+            _join(scan, spec, batch)
 
 
-def _pair_shadows(scan: Scan, spec: ScanSpec, champions: list[dict[str, Any]], shadows: list[dict[str, Any]]) -> None:
-    """Agreement of shadow rows with the champion rows of the same requests in this chunk."""
-    by_request = {r.get("request_id"): r for r in champions}
-    for shadow in shadows:
-        champion = by_request.get(shadow.get("request_id"))
-        if champion is None:
+def _in_window(batches: list[Batch], since: str, until: str) -> list[Batch]:
+    kept = []
+    for batch in batches:
+        if set(map(len, batch.ts)) == {27} and since <= min(batch.ts) and max(batch.ts) < until:
+            kept.append(batch)  # the whole batch inside the window (the common case), its stamps as written
             continue
-        ours, theirs = shadow.get("predictions") or [], champion.get("predictions") or []
-        pairs = min(len(ours), len(theirs))
-        scan.paired += pairs
-        scan.agreed += sum(1 for a, b in zip(ours, theirs) if a == b)
-        ours_s, theirs_s = _scores([shadow], spec), _scores([champion], spec)
-        scan.score_gap += sum(abs(float(a) - float(b)) for a, b in zip(ours_s, theirs_s) if a is not None and b is not None)
+        mask = [since <= _normal_ts(t) < until for t in batch.ts]
+        if all(mask):
+            kept.append(batch)
+        elif any(mask):
+            kept.append(batch.keep(mask))
+    return kept
 
 
-def _rows(record: Mapping[str, Any]) -> int:
-    rows = record.get("rows")
-    if type(rows) is int:
-        return rows
-    predictions = record.get("predictions")
-    return len(predictions) if isinstance(predictions, list) else 0
+def _pair_shadows(scan: Scan, spec: ScanSpec, champions: list[Batch], shadows: list[Batch]) -> None:
+    """Agreement of shadow rows with the champion rows of the same requests in this chunk."""
+    if not shadows:
+        return
+    index: dict[Any, tuple[Batch, int, int]] = {}
+    for batch in champions:
+        start = 0
+        for rid, rows in zip(batch.request_ids, batch.rows):
+            index[rid] = (batch, start, rows)
+            start += rows
+    for shadow in shadows:
+        ours_scores = shadow.scores(spec.positive_index)
+        start = 0
+        for rid, rows in zip(shadow.request_ids, shadow.rows):
+            hit = index.get(rid)
+            if hit is not None:
+                champion, at, theirs = hit
+                pairs = min(rows, theirs)
+                scan.paired += pairs
+                scan.agreed += sum(map(eq, shadow.predictions[start : start + pairs], champion.predictions[at : at + pairs]))
+                theirs_scores = champion.scores(spec.positive_index)
+                scan.score_gap += sum(
+                    abs(float(a) - float(b))
+                    for a, b in zip(ours_scores[start : start + pairs], theirs_scores[at : at + pairs])
+                    if a is not None and b is not None
+                )
+            start += rows
 
 
-def _fold_champions(scan: Scan, spec: ScanSpec, records: list[dict[str, Any]]) -> int:
-    """Champion rows into the accumulators; returns how many rows."""
+def _fold_champions(scan: Scan, spec: ScanSpec, batches: list[Batch]) -> int:
+    """Champion rows into the accumulators — a numeric column as one array for all the batches
+    (built from each batch's list straight away), a categorical one batch by batch; returns how many rows."""
     acc = scan.accumulators
-    inputs = [r.get("inputs") or {} for r in records]
-    rows = sum(map(_rows, records))
+    rows = sum(b.total_rows for b in batches)
     acc.rows += rows
     known = acc.columns.keys()
-    for name in set(inputs[0]) - set(known):
-        acc.extra_columns[name] += rows
+    for batch in batches:
+        for name in batch.inputs.keys() - known:
+            acc.extra_columns[name] += batch.total_rows
     for name, column in acc.columns.items():
-        try:
-            values = list(chain.from_iterable(map(itemgetter(name), inputs)))
-        except KeyError:
-            values = []
-            for record, given in zip(records, inputs):
-                part = given.get(name)
-                if part is None:
-                    acc.missing_columns[name] += _rows(record)
-                else:
-                    values.extend(part)
-        _add(column, values, name)
+        parts = []
+        for batch in batches:
+            values = batch.inputs.get(name)
+            if values is None:
+                acc.missing_columns[name] += batch.total_rows
+            else:
+                parts.append(values)
+        _add(column, parts)
     if acc.scores is not None:
-        scores = _scores(records, spec)
-        if scores:
-            _add(acc.scores, scores, "score")
+        _add(acc.scores, [scores for scores in (b.scores(spec.positive_index) for b in batches) if scores])
     if acc.predictions is not None:
-        acc.predictions.add(list(chain.from_iterable(r.get("predictions") or () for r in records)))
+        _add(acc.predictions, [b.predictions for b in batches])
     return rows
 
 
-def _add(accumulator: Any, values: list[Any], name: str) -> None:
-    if accumulator.kind == "numeric":
-        import numpy as np
+def _add(accumulator: Any, parts: list[list[Any]]) -> None:
+    """Lists of values (one per batch) into an accumulator."""
+    if not parts:
+        return
+    if accumulator.kind != "numeric":
+        for values in parts:
+            accumulator.add(values)
+        return
+    import numpy as np
 
+    arrays = []
+    for values in parts:
         try:
-            array = np.array(values, dtype=float)
+            arrays.append(np.fromiter(values, dtype=float, count=len(values)))  # no shape discovery: faster than np.array
         except (TypeError, ValueError):
-            array = np.array([v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in values], dtype=float)
-        accumulator.add(array)
-    else:
-        accumulator.add(values)
+            try:
+                arrays.append(np.array(values, dtype=float))  # null (None) → NaN
+            except (TypeError, ValueError):
+                arrays.append(np.array([v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in values], dtype=float))
+    accumulator.add(arrays[0] if len(arrays) == 1 else np.concatenate(arrays))
 
 
-def _scores(records: list[dict[str, Any]], spec: ScanSpec) -> list[float]:
-    if spec.positive_index is None:  # a regressor: its predictions are its scores
-        return list(chain.from_iterable(r.get("predictions") or () for r in records))
-    index = spec.positive_index
-    return [row[index] for r in records for row in (r.get("probabilities") or ())]
-
-
-def _join(scan: Scan, spec: ScanSpec, records: list[dict[str, Any]], role: str) -> None:
-    joined = scan.joined.setdefault(role, Joined())
-    for record in records:
-        predictions = record.get("predictions") or []
-        probabilities = record.get("probabilities")
-        scores = [row[spec.positive_index] for row in probabilities] if (probabilities and spec.positive_index is not None) else list(predictions)
-        if spec.labels is not None:
-            rid = record.get("request_id")
-            if rid not in spec.label_requests:
-                continue
-            for i in range(len(predictions)):
-                label = spec.labels.get((rid, i))
-                if label is not None:
-                    joined.labels.append(label)
-                    joined.scores.append(scores[i] if i < len(scores) else None)
-                    joined.predictions.append(predictions[i])
-        else:
-            keys = (record.get("inputs") or {}).get(spec.key_column) or []
-            for i, key in enumerate(keys):
-                label = spec.label_keys.get(key) if spec.label_keys is not None else None
-                if label is not None and i < len(predictions):
-                    joined.labels.append(label)
-                    joined.scores.append(scores[i] if i < len(scores) else None)
-                    joined.predictions.append(predictions[i])
+def _join(scan: Scan, spec: ScanSpec, batch: Batch) -> None:
+    """The batch's labelled rows: by (request_id, row), or by the key column's value."""
+    joined = scan.joined.setdefault(batch.role, Joined())
+    predictions, scores = batch.predictions, batch.scores(spec.positive_index)
+    if not scores:
+        scores = predictions
+    if spec.labels is not None:
+        start = 0
+        for rid, rows in zip(batch.request_ids, batch.rows):
+            if rid in spec.label_requests:
+                for i in range(rows):
+                    label = spec.labels.get((rid, i))
+                    if label is not None:
+                        joined.labels.append(label)
+                        joined.scores.append(scores[start + i])
+                        joined.predictions.append(predictions[start + i])
+            start += rows
+    elif spec.label_keys is not None:
+        keys = batch.inputs.get(spec.key_column) or []
+        get = spec.label_keys.get
+        for i, label in enumerate(map(get, keys)):
+            if label is not None:
+                joined.labels.append(label)
+                joined.scores.append(scores[i])
+                joined.predictions.append(predictions[i])
 
 
 def scan_unit(fs: Any, unit: Unit, spec: ScanSpec) -> Scan:

@@ -243,3 +243,92 @@ def test_capture_root_may_be_an_fsspec_url(project, tmp_path):
     finally:
         memory.rm("/monitor-test-capture", recursive=True)
     assert result.rows == 500 and result.source == "memory://monitor-test-capture"
+
+
+def _report(result) -> dict:
+    """A monitor result without what names the folder it read."""
+    return {k: v for k, v in result.to_dict().items() if k not in ("source", "generated")}
+
+
+def test_format_1_and_format_2_captures_give_the_same_report(project, tmp_path):
+    """The same requests (3 rows each, shadows beside, labels by (request_id, row)) written one line
+    per request (format 1) and one line per 37 requests (format 2), cut by a window mid-line."""
+    rng = np.random.default_rng(8)
+    frame, labels = draw(rng, 1200, shift=0.5)
+    challenger = project["model"].predict_proba(frame)[:, ::-1]  # a challenger that disagrees everywhere
+    kwargs = dict(root=project["root"], registry=str(project["root"] / "registry"), jobs=1)
+    reports = {}
+    for fmt in (1, 2):
+        folder = tmp_path / f"v{fmt}"
+        ids = capture(project, folder, frame, rows_per_request=3, format=fmt, requests_per_line=37)
+        write_capture(folder, MODEL, frame, role="shadow", request_ids=ids, rows_per_request=3, format=fmt,
+                      requests_per_line=37, predictions=challenger.argmax(axis=1).tolist(), probabilities=challenger.tolist())
+        rows = [{"request_id": rid, "row": r, "label": int(labels[3 * i + r])} for i, rid in enumerate(ids) for r in range(3)]
+        pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
+        result = nbops.monitor(MODEL, capture=str(folder), labels=str(tmp_path / "labels.csv"), until="2026-11-27T13:05", **kwargs)
+        reports[fmt] = _report(result)
+        # 13:00:00 to 13:04:59, a request a second: 300 requests, 900 rows (the window cuts the 9th line)
+        assert result.rows == 900 and result.requests == 600 and result.roles == {"champion": 900, "shadow": 900}
+        assert result.shadow["paired"] == 900 and result.performance["labelled_rows"] == 900
+    assert reports[1] == reports[2]
+
+
+def test_a_capture_written_by_a_real_server_reads_like_the_requests_sent(project, tmp_path):
+    """`nbops serve --capture` (format 2, the real writer) and the same requests written one line each
+    (format 1) give the same report; the server's lines each hold many requests."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import httpx
+
+    rng = np.random.default_rng(9)
+    frame, labels = draw(rng, 600)
+    served = tmp_path / "served"
+    log = tmp_path / "server.log"
+    server = subprocess.Popen(
+        [sys.executable, "-m", "nbops", "serve", f"{MODEL}@production", "--registry", str(project["root"] / "registry"),
+         "--port", "0", "--capture", str(served), "--capture-flush", "0.2"],
+        cwd=project["root"], env=project["env"], stdout=subprocess.DEVNULL, stderr=log.open("w"))
+    sizes = [1 + i % 4 for i in range(240)]  # 1-4 rows a request: 600 rows
+    ids = [f"req-{i:04d}" for i in range(len(sizes))]
+    try:
+        deadline = time.monotonic() + 120
+        while "serving on http://" not in log.read_text():
+            assert server.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+        url = log.read_text().split("serving on ", 1)[1].split()[0]
+        records = frame.to_dict(orient="records")
+        with httpx.Client(base_url=url, timeout=30) as client:
+            start = 0
+            for rid, size in zip(ids, sizes):
+                answer = client.post("/predict", json=records[start : start + size], headers={"X-Request-ID": rid})
+                assert answer.status_code == 200, answer.text
+                start += size
+    finally:
+        server.send_signal(signal.SIGTERM)
+        assert server.wait(timeout=60) == 0, log.read_text()
+    lines = [json.loads(line) for part in sorted(served.rglob("part-*.jsonl")) for line in part.read_text().splitlines()]
+    assert {line["v"] for line in lines} == {2} and sum(line["requests"] for line in lines) == len(sizes) > len(lines)
+    assert [rid for line in lines for rid in line["request_id"]] == ids
+    by_id = {rid: i for i, rid in enumerate(ids)}
+    ends = np.cumsum(sizes)
+    rows = [{"request_id": rid, "row": r, "label": int(labels[ends[by_id[rid]] - sizes[by_id[rid]] + r])}
+            for rid in ids for r in range(sizes[by_id[rid]])]
+    pd.DataFrame(rows).to_csv(tmp_path / "labels.csv", index=False)
+    # the same requests, one format-1 line each (the model's own answers)
+    model, one_line_each = project["model"], tmp_path / "v1"
+    start = 0
+    for rid, size in zip(ids, sizes):
+        part = frame.iloc[start : start + size]
+        write_capture(one_line_each, MODEL, part, rows_per_request=size, request_ids=[rid], format=1,
+                      predictions=model.predict(part).tolist(), probabilities=model.predict_proba(part).tolist(), classes=[0, 1])
+        start += size
+    kwargs = dict(root=project["root"], registry=str(project["root"] / "registry"), labels=str(tmp_path / "labels.csv"), jobs=1)
+    from_server = nbops.monitor(MODEL, capture=str(served), **kwargs)
+    from_v1 = nbops.monitor(MODEL, capture=str(one_line_each), **kwargs)
+    assert from_server.rows == 600 and from_server.requests == 240 and from_server.performance["labelled_rows"] == 600
+    ours, theirs = _report(from_server), _report(from_v1)
+    ours.pop("window"), theirs.pop("window")  # real arrival times against the written ones
+    assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)

@@ -170,3 +170,22 @@ def test_thresholds_come_from_params_with_clear_errors():
         config_mod.from_mapping({"wassertein": 0.2})
     with pytest.raises(MonitorError, match="non-negative number"):
         config_mod.from_mapping({"p_value": "low"})
+
+
+def test_the_bin_lookup_is_searchsorted_exactly():
+    """NumericAccumulator's cell table gives the bins numpy's binary search gives, on edges of many
+    shapes (duplicates, heavy tails), at and just beside every edge, and outside the range."""
+    from nbops.monitor.accumulate import NumericAccumulator
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        reference = [rng.normal(100, 10, 3000), rng.poisson(3, 3000).astype(float), rng.lognormal(0, 2, 3000),
+                     rng.uniform(-1, 1, 3000).round(2)][trial % 4]
+        edges = np.quantile(reference, np.linspace(0, 1, int(rng.integers(5, 120))))
+        if trial % 3:
+            edges = np.unique(edges)
+        accumulator = NumericAccumulator({"edges": edges.tolist()})
+        at = rng.choice(edges, 300)
+        x = np.concatenate([rng.choice(reference, 2000), at, np.nextafter(at, np.inf), np.nextafter(at, -np.inf),
+                            rng.normal(edges.mean(), edges.std() * 3 + 1, 300)])
+        assert (accumulator._bin_index(x) == np.searchsorted(accumulator.edges, x, side="right") - 1).all(), trial

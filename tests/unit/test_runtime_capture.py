@@ -75,14 +75,90 @@ def test_records_follow_the_capture_format(model, tmp_path):
     assert log == [f"capture: 2 records written under {tmp_path / 'cap'}"]
     [part] = part_paths(tmp_path / "cap")
     assert re.fullmatch(r".*/wear/2026-11-27/part-130000-\d+-\d{6}\.jsonl", part), part
-    champion, shadow = read_records(tmp_path / "cap")
+    champion_line, shadow_line = map(json.loads, Path(part).read_bytes().splitlines())  # one line per role
+    assert champion_line == {
+        "v": 2, "model": "wear", "version": "0.3.0", "role": "champion", "requests": 1,
+        "request_id": ["req-1"], "ts": ["2026-11-27T13:00:00.500000Z"], "latency_ms": [1.235], "rows": [3],
+        "inputs": {"Type": ["L", "M", "M"], "Torque [Nm]": [30.0, 31.0, None], "Tool wear [min]": [100, 101, 7]},
+        "predictions": predictions.tolist(), "classes": [False, True],
+        "probabilities": {"False": probabilities[:, 0].tolist(), "True": probabilities[:, 1].tolist()},
+    }
+    assert shadow_line["role"] == "shadow" and shadow_line["request_id"] == ["req-1"]
+    champion, shadow = read_records(tmp_path / "cap")  # per request, in format 1's fields
     assert champion == {
-        "v": 1, "ts": "2026-11-27T13:00:00.500000Z", "request_id": "req-1", "model": "wear", "version": "0.3.0",
+        "v": 2, "ts": "2026-11-27T13:00:00.500000Z", "request_id": "req-1", "model": "wear", "version": "0.3.0",
         "role": "champion", "latency_ms": 1.235, "rows": 3,
         "inputs": {"Type": ["L", "M", "M"], "Torque [Nm]": [30.0, 31.0, None], "Tool wear [min]": [100, 101, 7]},
         "predictions": predictions.tolist(), "classes": [False, True], "probabilities": probabilities.tolist(),
     }
     assert shadow["role"] == "shadow" and shadow["request_id"] == "req-1"
+
+
+def test_a_batch_of_requests_is_one_columnar_line_bounded_in_rows(model, tmp_path, monkeypatch):
+    from nbops.runtime import capture as module
+
+    monkeypatch.setattr(module, "LINE_VALUES", 30)  # 3 columns: 10 rows a line
+    monkeypatch.setattr(module, "LINE_ROWS_MIN", 1)
+    cap, _ = capture(tmp_path / "cap")
+    sizes = [1, 3, 2, 4, 1, 12, 2]
+    sent = {}
+    for i, n in enumerate(sizes):
+        scored = score(model, rows(n, start=i * 20))
+        sent[f"r{i}"] = scored
+        cap.record(f"r{i}", model, "champion", *scored, 0.5, arrived=DAY + i)
+    cap.close()
+    [part] = part_paths(tmp_path / "cap")
+    lines = [json.loads(line) for line in Path(part).read_bytes().splitlines()]
+    assert [line["rows"] for line in lines] == [[1, 3, 2, 4], [1], [12], [2]]  # ≤ 10 rows, a bigger request alone
+    first = lines[0]
+    assert first["requests"] == 4 and first["request_id"] == ["r0", "r1", "r2", "r3"]
+    assert first["ts"][3] == "2026-11-27T13:00:03.000000Z"
+    # row j of request i at sum(rows[:i]) + j
+    inputs, predictions, probabilities = sent["r2"]
+    assert first["inputs"]["Tool wear [min]"][4:6] == inputs["Tool wear [min]"].tolist()
+    assert first["predictions"][4:6] == predictions.tolist()
+    assert first["probabilities"]["True"][4:6] == probabilities[:, 1].tolist()
+    records = list(read_records(tmp_path / "cap"))
+    assert [r["request_id"] for r in records] == [f"r{i}" for i in range(len(sizes))]
+    for record in records:
+        inputs, predictions, probabilities = sent[record["request_id"]]
+        assert record["inputs"]["Type"] == inputs["Type"].tolist() and record["predictions"] == predictions.tolist()
+        assert record["probabilities"] == probabilities.tolist() and record["rows"] == len(predictions)
+
+
+def test_decisions_are_written_per_row_with_the_threshold(model, tmp_path):
+    deciding = PackagedModel(model.model, {**model.manifest, "decision": {"threshold": 0.42, "positive_class": True}})
+    cap, _ = capture(tmp_path / "cap")
+    first, second = score(deciding, rows(2)), score(deciding, rows(3, start=40))
+    cap.record("a", deciding, "champion", *first, 1.0)
+    cap.record("b", deciding, "champion", *second, 1.0)
+    cap.close()
+    [part] = part_paths(tmp_path / "cap")
+    [line] = [json.loads(text) for text in Path(part).read_bytes().splitlines()]
+    expected = [bool(p >= 0.42) for p in np.concatenate([first[2][:, 1], second[2][:, 1]])]
+    assert line["decisions"] == expected and line["threshold"] == 0.42 and line["rows"] == [2, 3]
+    a, b = read_records(tmp_path / "cap")
+    assert a["decisions"] == expected[:2] and b["decisions"] == expected[2:] and b["threshold"] == 0.42
+
+
+def test_a_format_2_line_that_does_not_add_up_is_named(tmp_path):
+    line = {"v": 2, "model": "wear", "version": "0.1.0", "role": "champion", "requests": 2, "request_id": ["a", "b"],
+            "ts": ["2026-11-27T13:00:00.000000Z"] * 2, "latency_ms": [1.0, 1.0], "rows": [1, 2],
+            "inputs": {"Type": ["L", "M"]}, "predictions": [0, 1, 1]}
+    with pytest.raises(ValueError, match=r'part: line 1 is not a capture record \("inputs.Type" holds 2 values for 3 rows\)'):
+        parse_part(json.dumps(line).encode() + b"\n")
+    line["inputs"]["Type"].append("H")
+    assert [r["inputs"] for r in parse_part(json.dumps(line).encode() + b"\n")[0]] == [{"Type": ["L"]}, {"Type": ["M", "H"]}]
+
+
+def test_format_1_lines_still_read(tmp_path):
+    line = {"v": 1, "ts": "2026-11-27T13:00:00.500000Z", "request_id": "old", "model": "wear", "version": "0.1.0",
+            "role": "champion", "latency_ms": 1.0, "rows": 2, "inputs": {"Type": ["L", "M"]}, "predictions": [0, 1],
+            "classes": [0, 1], "probabilities": [[0.9, 0.1], [0.2, 0.8]]}
+    folder = tmp_path / "cap" / "wear" / "2026-11-27"
+    folder.mkdir(parents=True)
+    (folder / "part-130000-1-000001.jsonl").write_text(json.dumps(line) + "\n")
+    assert list(read_records(tmp_path / "cap")) == [line]
 
 
 def strict(token: str):
@@ -97,11 +173,13 @@ def test_without_orjson_the_lines_are_the_same(model, tmp_path, monkeypatch):
             monkeypatch.setitem(sys.modules, "orjson", None)
         cap, _ = capture(tmp_path / codec)
         cap.record("r", model, "champion", *score(model, records), 1.0, arrived=DAY)
+        cap.record("s", model, "champion", *score(model, rows(2, start=5)), 1.0, arrived=DAY + 1)
         cap.close()
         [part] = part_paths(tmp_path / codec)
         written.append(json.loads(Path(part).read_bytes(), parse_constant=strict))
     assert written[0] == written[1]
-    assert written[1]["inputs"]["Torque [Nm]"] == [30.0, 31.0, None]
+    assert written[1]["inputs"]["Torque [Nm]"] == [30.0, 31.0, None, 35.0, 36.0]
+    assert written[1]["request_id"] == ["r", "s"] and written[1]["rows"] == [3, 2]
 
 
 def test_a_full_buffer_drops_and_counts_and_never_blocks(model, tmp_path):
@@ -143,10 +221,11 @@ def test_sampling_takes_about_the_share_asked(tmp_path):
 
 
 def test_parts_rotate_by_size_and_by_utc_day(model, tmp_path):
-    cap, _ = capture(tmp_path / "cap", part_bytes=1500, flush_seconds=0.02)
+    cap, _ = capture(tmp_path / "cap", part_bytes=1500)
     scored = score(model, rows(1))
     for i in range(12):
         cap.record(f"a{i}", model, "champion", *scored, 1.0, arrived=DAY + i)
+        assert cap.flush()  # a line each
     cap.record("next-day", model, "champion", *scored, 1.0, arrived=DAY + 86_400)
     cap.close()
     parts = part_paths(tmp_path / "cap")
@@ -162,9 +241,11 @@ def test_a_torn_last_line_is_skipped_and_a_bad_middle_line_named(model, tmp_path
     scored = score(model, rows(1))
     for i in range(3):
         cap.record(f"r{i}", model, "champion", *scored, 1.0)
+        assert cap.flush()  # a line each
     cap.close()
     [part] = part_paths(tmp_path / "cap")
     data = Path(part).read_bytes()
+    assert data.count(b"\n") == 3
     Path(part).write_bytes(data[: len(data) - 40])  # killed while writing the third line
     assert [r["request_id"] for r in read_records(tmp_path / "cap")] == ["r0", "r1"]
     assert parse_part(data[: len(data) - 40])[1] is True and parse_part(data)[1] is False
