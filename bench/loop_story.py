@@ -57,7 +57,7 @@ CLIENTS = 8
 @dataclass(frozen=True)
 class Scale:
     rows_per_day: int
-    train_days: int      # days 0 … train_days-1 are seeded and trained on; also the training window
+    train_days: int      # days 0 … train_days-1 are seeded and trained on; also the training window (ingest.window_days)
     stable_days: int
     drift_days: int
     after_days: int
@@ -67,9 +67,11 @@ class Scale:
 
 
 SCALES = {
-    "small": Scale(rows_per_day=334, train_days=10, stable_days=1, drift_days=5, after_days=2, rows_per_request=20, spread=0,
+    # The training window is `train_days` long: once as many drifted days have arrived, the retrained model
+    # learns from drifted days alone, so its profile is the plant as it now is.
+    "small": Scale(rows_per_day=1000, train_days=4, stable_days=1, drift_days=5, after_days=2, rows_per_request=25, spread=0,
                    max_iter=50),
-    "full": Scale(rows_per_day=334, train_days=30, stable_days=5, drift_days=15, after_days=7, rows_per_request=10, spread=1,
+    "full": Scale(rows_per_day=700, train_days=14, stable_days=5, drift_days=15, after_days=7, rows_per_request=10, spread=1,
                   max_iter=200),
 }
 

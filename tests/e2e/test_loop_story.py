@@ -2,8 +2,8 @@
 kernels via `nbops run`, `nbops promote`, a real `nbops serve …@production --capture` over
 127.0.0.1 and `nbops monitor` on what it captured.
 
-Train and promote on days 0–9 and serve with capture on; a stable day: no drift; five drifted
-days (plantsim's drift.yaml shifts): drift, and live recall drops once labels arrive; the new
+Train and promote on days 0–3 (1,000 processes a day) and serve with capture on; a stable day: no
+drift; five drifted days (plantsim's drift.yaml shifts): drift, and live recall drops once labels arrive; the new
 batches are retrained on and promoted while 8 clients load the server, which switches with no
 failed request; the days after: recovery."""
 
@@ -39,9 +39,9 @@ def test_stable_days_show_no_drift(story):
     _, result, _ = story
     stable = result["phases"]["stable"]["monitor"]
     assert stable["version"] == result["first_version"] == "0.1.0"
-    assert stable["rows"] == 334
+    assert stable["rows"] == 1000
     assert not stable["dataset_drift"] and stable["status"] != "drift", stable
-    assert stable["labelled_rows"] == 334 and not stable["recall_dropped"]
+    assert stable["labelled_rows"] == 1000 and not stable["recall_dropped"]
 
 
 def test_drifted_days_show_drift_and_once_labelled_a_recall_drop(story):
@@ -51,7 +51,7 @@ def test_drifted_days_show_drift_and_once_labelled_a_recall_drop(story):
     assert before["labelled_rows"] == 0 and before["status"] == "drift" and before["dataset_drift"], before
     # the sensor offset and the product mix are what a model's inputs show
     assert {"Air temperature [K]", "Temperature difference [K]", "Type"} <= set(before["drifted_columns"])
-    assert labelled["labelled_rows"] == 5 * 334
+    assert labelled["labelled_rows"] == 5 * 1000
     assert labelled["recall_dropped"] and labelled["recall"] < labelled["recall_recorded"] - 0.1, labelled
     stable_recall = result["phases"]["stable"]["monitor"]["recall"]
     assert labelled["recall"] < stable_recall - 0.1
@@ -66,7 +66,7 @@ def test_the_retrained_version_is_switched_to_under_load_without_a_failed_reques
     assert turn["total"] == pytest.approx(sum(turn[p] for p in ("ingest", "repro", "commit", "promote", "switch")))
     assert not result["server_log_traceback"]
     # only the champion/challenger gate was passed, and the lineage says why: production's figures predate the drift
-    assert turn["forced"].startswith("the plant drifted (nbops monitor, days 11-15")
+    assert turn["forced"].startswith("the plant drifted (nbops monitor, days 5-9")
 
 
 def test_monitoring_after_the_switch_reports_recovery(story):
