@@ -69,7 +69,7 @@ class Scale:
 SCALES = {
     # The training window is `train_days` long: once as many drifted days have arrived, the retrained model
     # learns from drifted days alone, so its profile is the plant as it now is.
-    "small": Scale(rows_per_day=1000, train_days=4, stable_days=1, drift_days=5, after_days=2, rows_per_request=25, spread=0,
+    "small": Scale(rows_per_day=1000, train_days=4, stable_days=2, drift_days=5, after_days=2, rows_per_request=25, spread=0,
                    max_iter=50),
     "full": Scale(rows_per_day=700, train_days=14, stable_days=5, drift_days=15, after_days=7, rows_per_request=10, spread=1,
                   max_iter=200),
