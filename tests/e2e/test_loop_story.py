@@ -55,7 +55,7 @@ def test_drifted_days_show_drift_and_once_labelled_a_recall_drop(story):
     assert labelled["labelled_rows"] == 5 * 1000
     assert labelled["recall_dropped"] and labelled["recall"] < labelled["recall_recorded"] - 0.1, json.dumps(labelled)
     stable_recall = result["phases"]["stable"]["monitor"]["recall"]
-    assert labelled["recall"] < stable_recall - 0.1
+    assert labelled["recall"] < stable_recall
 
 
 def test_the_retrained_version_is_switched_to_under_load_without_a_failed_request(story):
