@@ -71,7 +71,7 @@ SCALES = {
     # learns from drifted days alone, so its profile is the plant as it now is.
     "small": Scale(rows_per_day=1000, train_days=4, stable_days=2, drift_days=5, after_days=2, rows_per_request=25, spread=0,
                    max_iter=50),
-    "full": Scale(rows_per_day=700, train_days=14, stable_days=5, drift_days=15, after_days=7, rows_per_request=10, spread=1,
+    "full": Scale(rows_per_day=700, train_days=14, stable_days=5, drift_days=20, after_days=7, rows_per_request=10, spread=0.5,
                   max_iter=200),
 }
 
