@@ -355,7 +355,7 @@ def markdown(result: dict[str, Any], argv: list[str], loads: tuple[str, str]) ->
     t, p, load = result["turn"], result["phases"], result["load"]
     parts = [("ingest (the batch lands in data/batches)", t["ingest"]), ("`dvc repro` (batches → ingest → featurize → train → evaluate)", t["repro"]),
              ("`git commit` of dvc.lock", t["commit"]), ("`nbops promote --to production` (gates, package, wheel, card)", t["promote"]),
-             (f"switch: assignment → first answer from the new version (poll {result['poll']:g} s)", t["switch"])]
+             (f"switch: `nbops promote` exits → first answer from the new version (poll {result['poll']:g} s)", t["switch"])]
     lines = [
         "## One loop turn",
         "",
