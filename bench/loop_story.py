@@ -288,7 +288,7 @@ class Story:
             load_from = time.monotonic()
             t["promote"], promoted = self.timed("nbops promote --to production",
                                                 ["nbops", "promote", NAME, "--to", "production", "--force", self.force_reason(old)])
-            assigned = time.monotonic()
+            assigned = time.monotonic()  # the promotion assigned production just before it exited
             new = self.stage_version()
             if new == old:
                 raise RuntimeError(f"the promotion did not move production from {old}:\n{promoted.stdout}{promoted.stderr}")
@@ -310,7 +310,7 @@ class Story:
                      "versions": sorted({a.version for a in answers if a.version}),
                      "during_promotion": len(during), "failures": [repr(a) for a in failed[:5]]}
         self.say(f"  switched {old} → {new}: {len(answers)} requests under load, {len(failed)} failed; "
-                 f"switch {t['switch']:.2f} s after the assignment")
+                 f"the first answer from {new} {t['switch']:.2f} s after `nbops promote` exited")
 
     def run(self) -> dict[str, Any]:
         s = self.scale
@@ -388,7 +388,7 @@ def plot(result: dict[str, Any], path: Path) -> None:
     try:
         import matplotlib
     except ImportError:
-        raise SystemExit("--plot needs matplotlib: pip install matplotlib") from None
+        raise SystemExit("--plot needs matplotlib: pip install 'nbops[examples]' (or matplotlib)") from None
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
