@@ -3,7 +3,8 @@
 Prints the Markdown summary (or, with --json, the JSON), writes the JSON file DVC reads as
 metrics (--metrics), the HTML report (--html) and the Markdown (--markdown) when asked.
 Exit codes: 0 ok (or below --fail-on), 1 error, 2 usage, 3 warn (--fail-on warn), 4 drift
-(--fail-on drift or warn).
+(--fail-on drift or warn). With --dispatch OWNER/REPO, drift fires a repository_dispatch
+`drift-detected` event (commands/dispatch.py) so CI retrains.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--fail-on", choices=("drift", "warn"), help="exit non-zero (4 drift, 3 warn) when the status reaches this")
     parser.add_argument("--registry", help="registry root (path or fsspec URL)")
     parser.add_argument("--jobs", type=int, help="processes reading capture parts (default: up to 2)")
+    from .dispatch import add_dispatch_options
+
+    add_dispatch_options(parser)
     parser.set_defaults(handler=handle)
 
 
@@ -56,4 +60,20 @@ def handle(args: argparse.Namespace) -> int:
         with open(args.markdown, "a", encoding="utf-8") as handle:  # appends, as a CI job summary expects
             handle.write(result.to_markdown())
     sys.stdout.write(result.to_json() if args.json else result.to_markdown())
+    if result.status == "drift":
+        from .dispatch import dispatch_from_args
+
+        fired = dispatch_from_args(args, drift_payload(result))
+        if fired:
+            print(f"nbops: drift: {fired}", file=sys.stderr)  # stdout stays the report (--json)
     return result.exit_code(args.fail_on)
+
+
+def drift_payload(result) -> dict:
+    """The event's client_payload (GitHub allows at most 10 top-level keys)."""
+    return {
+        "model": result.model, "version": result.version, "status": result.status,
+        "drift_share": result.dataset_drift.get("share"), "columns": result.drifted_columns[:20],
+        "prediction_drift": bool((result.prediction or {}).get("drifted")), "rows": result.rows,
+        "window": result.window,
+    }

@@ -332,3 +332,43 @@ def test_a_capture_written_by_a_real_server_reads_like_the_requests_sent(project
     ours, theirs = _report(from_server), _report(from_v1)
     ours.pop("window"), theirs.pop("window")  # real arrival times against the written ones
     assert json.dumps(ours, sort_keys=True) == json.dumps(theirs, sort_keys=True)
+
+
+def test_drift_fires_the_retraining_event_and_no_drift_fires_nothing(project, tmp_path):
+    """`--dispatch OWNER/REPO` against a real HTTP server on 127.0.0.1 standing in for GitHub's
+    API: drift sends one repository_dispatch carrying the token in its header only; a fresh
+    sample sends nothing."""
+    from .test_dispatch import TOKEN, FakeGitHub
+
+    github = FakeGitHub()
+    try:
+        env = {**project["env"], "NBOPS_DISPATCH_TOKEN": TOKEN}
+        rng = np.random.default_rng(7)
+        fresh, _ = draw(rng, 2000)
+        shifted, _ = draw(rng, 2000, shift=1.0, plans=(0.2, 0.3, 0.5))
+        capture(project, tmp_path / "fresh", fresh)
+        capture(project, tmp_path / "shifted", shifted)
+
+        def monitor(folder: str):
+            return run(["nbops", "monitor", MODEL, "--capture", str(tmp_path / folder), "--json", "--registry",
+                        str(project["root"] / "registry"), "--dispatch", "acme/plant", "--dispatch-api-url", github.url],
+                       project["root"], env, check=False)
+
+        quiet = monitor("fresh")
+        assert quiet.returncode == 0 and json.loads(quiet.stdout)["status"] == "ok", quiet.stderr
+        assert github.requests == []
+
+        fired = monitor("shifted")
+        assert fired.returncode == 0, fired.stderr
+        assert json.loads(fired.stdout)["status"] == "drift"  # stdout is still the report alone
+        [request] = github.requests
+        assert request["path"] == "/repos/acme/plant/dispatches"
+        assert request["headers"]["Authorization"] == f"Bearer {TOKEN}"
+        body = json.loads(request["body"])
+        assert body["event_type"] == "drift-detected"
+        assert body["client_payload"]["model"] == MODEL and "spend" in body["client_payload"]["columns"]
+        assert len(body["client_payload"]) <= 10
+        assert "drift-detected" in fired.stderr and "acme/plant" in fired.stderr
+        assert TOKEN not in fired.stdout + fired.stderr + quiet.stdout + quiet.stderr
+    finally:
+        github.close()
