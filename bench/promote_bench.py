@@ -37,7 +37,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from nbops.testing import command_env, copy_project, init_repo, run  # noqa: E402
+from nbops.testing import PROJECT_FILES, command_env, copy_project, init_repo, run  # noqa: E402
 
 BIG_NOTEBOOK = '''# %% tags=["parameters"]
 kind = "knn"
@@ -127,7 +127,7 @@ def _summary(times: list[float]) -> str:
 def prepare_example(home: Path, env: dict[str, str]) -> Path:
     if (home / "example" / "dvc.lock").exists():
         return home / "example"
-    project = copy_project(REPO, home / "example", files=("notebooks", "params.yaml", "dvc.yaml", "jupytext.toml"))
+    project = copy_project(REPO, home / "example", files=PROJECT_FILES)
     init_repo(project, env)
     run(["dvc", "repro"], project, env)
     run(["git", "add", "-A"], project, env)
