@@ -63,7 +63,7 @@ def lab(tmp_path_factory):
     home = tmp_path_factory.mktemp("lab")
     env = command_env(home)
     project = copy_project(REPO, home / "project", files=(*PROJECT_FILES, ".gitattributes"))
-    set_params(project, {"ingest": {"n_rows": 3000}, "train": {"max_iter": 50},
+    set_params(project, {"ingest": {"window_days": 9}, "train": {"max_iter": 50},
                          "promote": {"thresholds": {"roc_auc": ">= 0.8", "recall": ">= 0.3"}, "tolerance": 0.0}})
     init_repo(project, env)
     run(["nbops", "git-filter"], project, env)  # the README's once-per-clone setup

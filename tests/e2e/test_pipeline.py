@@ -20,6 +20,12 @@ METRICS = {"roc_auc", "average_precision", "f1", "recall"}
 STAGES = ("ingest", "featurize", "train", "evaluate")
 
 
+def window_rows(project, days: int) -> int:
+    """Rows of the newest `days` daily batches (the seeded batches are consecutive days)."""
+    batches = sorted((project / "data/batches").glob("*.csv"))[-days:]
+    return sum(len(batch.read_text().splitlines()) - 1 for batch in batches)
+
+
 @pytest.fixture(scope="module")
 def pipeline(tmp_path_factory):
     """The example project, copied into a fresh git repo with small parameters, reproduced once."""
@@ -95,7 +101,8 @@ def test_exploring_and_nbval_leave_the_pipeline_alone(pipeline):
     # evaluate, explored after train was, evaluated the model train's exploration saved
     assert "failure-predictor.json is read from .nbops/scratch/train/models/failure-predictor.json" in shown
     scratch = project / ".nbops/scratch"
-    assert len((scratch / "ingest/data/raw.csv").read_text().splitlines()) == 10001  # the notebook's default n_rows
+    # the notebook's default window (30 days) when explored
+    assert len((scratch / "ingest/data/raw.csv").read_text().splitlines()) == window_rows(project, 30) + 1
     assert {path: (project / path).read_bytes() for path in outputs} == before
     assert "up to date" in run(["dvc", "status"], project, env).stdout
 
@@ -104,7 +111,7 @@ def test_exploring_and_nbval_leave_the_pipeline_alone(pipeline):
     assert " passed" in result.stdout
     # under nbval the notebooks ran with params.yaml's values: exactly the pipeline's metrics
     assert (scratch / "evaluate/metrics/evaluate.json").read_bytes() == before["metrics/evaluate.json"]
-    assert len((scratch / "ingest/data/raw.csv").read_text().splitlines()) == SMALL["ingest"]["n_rows"] + 1
+    assert len((scratch / "ingest/data/raw.csv").read_text().splitlines()) == window_rows(project, SMALL["ingest"]["window_days"]) + 1
     assert {path: (project / path).read_bytes() for path in outputs} == before
     assert "up to date" in run(["dvc", "status"], project, env).stdout
     assert not (project / "metrics/notebook.json").exists()

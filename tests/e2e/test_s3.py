@@ -55,7 +55,7 @@ def test_train_on_one_machine_serve_from_the_bucket_on_another(tmp_path):
 
         # The training machine: the example project, its DVC remote and its registry in the bucket.
         trainer = copy_project(REPO, tmp_path / "training-machine")
-        set_params(trainer, {"ingest": {"n_rows": 3000}, "train": {"max_iter": 50},
+        set_params(trainer, {"ingest": {"window_days": 9}, "train": {"max_iter": 50},
                              "promote": {"thresholds": {"roc_auc": ">= 0.8"}, "tolerance": 1.0, "registry": registry}})
         init_repo(trainer, env)
         sh(["dvc", "remote", "add", "-d", "shared", f"{bucket}/dvc"], trainer, env)
