@@ -10,12 +10,13 @@ writes under /var/tmp).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any, Iterator, Mapping, Sequence
 
 import yaml
 
@@ -211,6 +212,38 @@ def _plain(value: Any) -> Any:
     return value
 
 
+@contextlib.contextmanager
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """This process's environment variables set (None: unset) for the block, then restored: for
+    library calls that read them in-process (nbops.promote as in a cell, save_model's stage)."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def stop_process(process: subprocess.Popen[Any], grace: float = 15) -> int:
+    """SIGTERM, then SIGKILL after `grace` seconds; the exit status."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+    return process.returncode
+
+
 def register_model(
     project: str | os.PathLike[str],
     name: str,
@@ -231,18 +264,8 @@ def register_model(
     from .registry import Registry
 
     project = Path(project)
-    keys = (record.ENV_ROOT, record.ENV_STAGE, record.ENV_JOURNAL)
-    saved_env = {key: os.environ.get(key) for key in keys}
-    os.environ[record.ENV_ROOT], os.environ[record.ENV_STAGE] = str(project), "train"
-    os.environ.pop(record.ENV_JOURNAL, None)
-    try:
+    with environment({record.ENV_ROOT: str(project), record.ENV_STAGE: "train", record.ENV_JOURNAL: None}):
         saved = record.save_model(model, name, sample_input=X_train.head(10), reference=X_train)
-    finally:
-        for key, value in saved_env.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     reg = Registry(registry or project / "registry")
     keep = ("description", "estimator", "task", "classes", "signature", "sample_input", "sample_predictions",
             "sample_probabilities", "versions")
@@ -300,13 +323,7 @@ class S3Server:
         return f"s3://{name}"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
+        stop_process(self.process)
 
     def __enter__(self) -> S3Server:
         return self
@@ -430,14 +447,7 @@ class ServerProcess:
             return json.loads(response.read())
 
     def stop(self, grace: float = 15) -> int:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=grace)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-        return self.process.returncode
+        return stop_process(self.process, grace)
 
     def __enter__(self) -> ServerProcess:
         return self

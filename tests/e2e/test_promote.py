@@ -21,7 +21,7 @@ from types import SimpleNamespace
 import pytest
 
 from nbops.runtime import read_records
-from nbops.testing import command_env, copy_project, fresh_venv, init_repo, run, set_params
+from nbops.testing import command_env, copy_project, environment, fresh_venv, init_repo, run, set_params
 
 from ..conftest import REPO
 from ..func.malicious_models import HELPER, KINDS, Evidence
@@ -243,11 +243,9 @@ def test_promotions_killed_at_random_moments_never_stop_the_next_one(project):
     started = time.monotonic()
     nbops(root, env, "promote", MODEL)
     duration = time.monotonic() - started
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)  # the promotions after each kill run in this process: nbops.promote, as in a cell
     landed = {"before the registry lock": 0, "under the lock (build, gates)": 0, "after publishing": 0}
     kills = finished_first = 0
-    try:
+    with environment(env):  # the promotions after each kill run in this process: nbops.promote, as in a cell
         while kills < 20:
             versions_before = registry.versions(MODEL)
             delay = (kills + rng.random()) / 20 * duration * 0.95
@@ -270,12 +268,6 @@ def test_promotions_killed_at_random_moments_never_stop_the_next_one(project):
                 landed["before the registry lock"] += 1
             result = promotion.promote(MODEL, root=root)
             assert result.ok and registry.stages(MODEL)["staging"] == result.version == registry.versions(MODEL)[-1]
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     print(f"20 kills (seed {seed}): {landed}; {time.monotonic() - started:.0f} s")
     assert landed["before the registry lock"] >= 1 and landed["under the lock (build, gates)"] >= 1, (landed, seed)
     assert not list(folder.glob(".tmp-*")) and not list(folder.glob(".stages.json.*")) and not (folder / ".lock").exists()
@@ -371,16 +363,8 @@ def test_promote_from_a_notebook_cell_shows_the_card(project):
         nbformat.v4.new_code_cell(f"%nbops promote {MODEL} --dry-run --bump major"),
         nbformat.v4.new_code_cell(f"%nbops promote {MODEL} --to production --dry-run"),
     ])
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    try:
+    with environment(env):
         NotebookClient(nb, kernel_name="python3", resources={"metadata": {"path": str(root)}}, timeout=300).execute()
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
     first = nb.cells[0].outputs[0]["data"]
     assert "text/html" in first and "promoted</span> to <b>staging</b> as version <b>0.1.0</b>" in first["text/html"]
     assert "would be promoted" in nb.cells[1].outputs[-1]["data"]["text/html"]

@@ -426,12 +426,9 @@ class Server:
         self.client = httpx.Client(base_url=self.url, timeout=30)
 
     def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+        from nbops.testing import stop_process
+
+        stop_process(self.process)
 
 
 @pytest.fixture(scope="module")

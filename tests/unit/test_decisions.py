@@ -90,16 +90,6 @@ def test_bad_inputs_are_named(call):
 # --- the decision in the manifest --------------------------------------------------------------
 
 @pytest.fixture
-def stage_root(tmp_path, monkeypatch):
-    monkeypatch.setenv(record.ENV_ROOT, str(tmp_path))
-    monkeypatch.setenv(record.ENV_STAGE, "unit")
-    monkeypatch.delenv(record.ENV_JOURNAL, raising=False)
-    record._metrics.clear()
-    yield tmp_path
-    record._metrics.clear()
-
-
-@pytest.fixture
 def classifier():
     rng = np.random.default_rng(1)
     X = pd.DataFrame({"a": rng.normal(size=200), "b": rng.normal(size=200)})

@@ -13,16 +13,6 @@ from nbops.exceptions import ModelFileError, RecordError
 
 
 @pytest.fixture
-def stage_root(tmp_path, monkeypatch):
-    monkeypatch.setenv(record.ENV_ROOT, str(tmp_path))
-    monkeypatch.setenv(record.ENV_STAGE, "unit")
-    monkeypatch.delenv(record.ENV_JOURNAL, raising=False)
-    record._metrics.clear()
-    yield tmp_path
-    record._metrics.clear()
-
-
-@pytest.fixture
 def fitted():
     rng = np.random.default_rng(0)
     X = pd.DataFrame({"a": rng.normal(size=60), "b": rng.integers(0, 5, size=60)})
