@@ -56,11 +56,14 @@ SCIPY_UFUNC_MODULES = ("scipy.special", "scipy.special._ufuncs", "scipy.special.
 
 def build() -> dict[str, Any]:
     """{"types": [...], "functions": [...], "versions": {...}, "not_fitted": [...]}, sorted."""
+    from skops.io import _trusted_types as skops_defaults
+
     types, functions = static_names()
     found_types, found_functions, not_fitted = fitted_names()
     return {
         "types": sorted(types | found_types),
         "functions": sorted(functions | found_functions),
+        "skops_estimators": sorted(skops_defaults.SKLEARN_ESTIMATOR_TYPE_NAMES),
         "versions": {lib: dist_version(lib) for lib in LIBRARIES},
         "not_fitted": not_fitted,
     }
@@ -241,6 +244,12 @@ def render(catalog: dict[str, Any]) -> str:
         *(f"    {json.dumps(name)}," for name in catalog["functions"]),
         "})",
         "",
+        "#: skops' own default list of scikit-learn estimators (what `all_estimators()` finds), which",
+        "#: trust.import_skops restores in a process where it skipped that walk.",
+        "SKOPS_ESTIMATORS = (",
+        *(f"    {json.dumps(name)}," for name in catalog["skops_estimators"]),
+        ")",
+        "",
     ])
 
 
@@ -252,6 +261,9 @@ def differences(catalog: dict[str, Any]) -> list[str]:
     for label, committed, fresh in (("type", allowlist.TYPES, catalog["types"]), ("function", allowlist.FUNCTIONS, catalog["functions"])):
         lines += [f"+ {label} {name} (missing from allowlist.py)" for name in sorted(set(fresh) - committed)]
         lines += [f"- {label} {name} (no longer found)" for name in sorted(committed - set(fresh))]
+    committed_estimators = set(getattr(allowlist, "SKOPS_ESTIMATORS", ()))
+    lines += [f"+ skops default {name} (missing from allowlist.py)" for name in sorted(set(catalog["skops_estimators"]) - committed_estimators)]
+    lines += [f"- skops default {name} (no longer found)" for name in sorted(committed_estimators - set(catalog["skops_estimators"]))]
     return lines
 
 

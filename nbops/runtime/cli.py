@@ -19,6 +19,7 @@ from .capture import DEFAULT_BUFFER_RECORDS, Capture
 from .errors import CaptureError, InputError, PackageError, say, short
 from .http import DEFAULT_MAX_ROWS, serve
 from .model import PackagedModel
+from .trust import own_process
 
 #: Environment variable holding the bearer token of `serve` (safer than --token, which `ps` shows).
 TOKEN_ENV = "NBOPS_SERVE_TOKEN"
@@ -59,6 +60,7 @@ def predict_csv(model: PackagedModel, source: str | os.PathLike[str] | Any, outp
 def main(argv: Sequence[str] | None = None, package_dir: str | os.PathLike[str] | None = None) -> int:
     """`python -m <package> predict INPUT.csv [-o OUT.csv]` and `python -m <package> serve`.
     Errors are one line on stderr and exit status 1."""
+    own_process()  # always its own process (`python -m <package>`): no user code shares it
     # Without package_dir: the package this runtime was copied into (<package>/_runtime/cli.py).
     folder = Path(package_dir) if package_dir is not None else Path(__file__).resolve().parents[1]
     parser = argparse.ArgumentParser(

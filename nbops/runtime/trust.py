@@ -142,13 +142,55 @@ def check_schema(data: bytes, where: str, extra: Sequence[str] = ()) -> list[str
     return sorted({name for loader, name in nodes if loader not in _INERT_NODES})
 
 
+#: Set by `own_process()`: this process runs only nbops (a server, the parity check), no user code.
+_OWN_PROCESS = False
+
+
+def own_process() -> None:
+    """Say that this process runs nothing but nbops' own loading (a model server, the parity
+    check), so `import_skops` may skip skops' default catalog; never call it in a user's kernel."""
+    global _OWN_PROCESS
+    _OWN_PROCESS = True
+
+
+def import_skops() -> Any:
+    """`skops.io`, imported once. Importing it builds skops' default trust list by walking every
+    scikit-learn module (`all_estimators()`): about two seconds of imports on a small machine, for
+    a list nbops never uses, since `load_skops` always names the exact trusted names. In a
+    process nbops owns (`own_process()`), the walk is skipped and the list is filled from the
+    allow-list's copy of it, so skops' defaults stay what they were for anything else there."""
+    import sys
+
+    startup = sys.modules.get("nbops._startup")  # nbops' own commands say so there (absent in a wheel)
+    owned = _OWN_PROCESS or bool(getattr(startup, "_own_process", False))
+    from . import allowlist
+
+    if "skops.io" in sys.modules or not owned or not hasattr(allowlist, "SKOPS_ESTIMATORS"):
+        import skops.io
+
+        return skops.io
+    import sklearn.utils
+
+    walk = sklearn.utils.all_estimators
+    sklearn.utils.all_estimators = lambda *args, **kwargs: []
+    try:
+        import skops.io
+        from skops.io import _trusted_types
+    finally:
+        sklearn.utils.all_estimators = walk
+    names = getattr(_trusted_types, "SKLEARN_ESTIMATOR_TYPE_NAMES", None)
+    if isinstance(names, list) and not names:  # the same list object skops' nodes read at load time
+        names.extend(allowlist.SKOPS_ESTIMATORS)
+    return skops.io
+
+
 def load_skops(data: bytes, where: str = "model", trusted: Sequence[str] | None = None) -> Any:
     """Load skops bytes whose schema passes `check_schema`; `trusted` are the extra names a
     project (params.yaml) or a package (its manifest's `trusted_types`) trusts."""
     extra = parse_trusted_types(trusted, where)
     names = check_schema(data, where, extra)  # before skops, or anything the file names, is imported
     try:
-        import skops.io as sio
+        sio = import_skops()
     except ImportError:
         raise PackageError(f"{where}: loading a model needs skops (pip install skops scikit-learn)") from None
     try:

@@ -413,3 +413,37 @@ def test_nbops_serve_refuses_every_file_at_start_up(project, tmp_path):
     finally:
         server.terminate()
         server.wait(timeout=30)
+
+
+def test_a_process_of_nbops_loads_without_walking_scikit_learn_and_keeps_skops_defaults(tmp_path):
+    """In a process nbops owns (a server, the parity check), importing skops skips its walk of
+    every scikit-learn module; the model still loads and predicts, the malicious files are still
+    refused, and skops' default trust list is the same as in any other process."""
+    model, X = legit_model()
+    (tmp_path / "model.skops").write_bytes(sio.dumps(model))
+    (tmp_path / "evil.skops").write_bytes(KINDS["exec"][0](tmp_path / "evidence"))
+    script = f"""
+import json, sys
+from pathlib import Path
+from nbops.runtime import trust
+if sys.argv[1] == "own":
+    trust.own_process()
+model = trust.load_skops(Path({str(tmp_path / "model.skops")!r}).read_bytes(), "model.skops")
+try:
+    trust.load_skops(Path({str(tmp_path / "evil.skops")!r}).read_bytes(), "evil.skops")
+    refused = False
+except runtime.PackageError:
+    refused = True
+from skops.io import _trusted_types
+print(json.dumps({{"walked": "sklearn.semi_supervised" in sys.modules, "refused": refused,
+                  "defaults": sorted(_trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES)}}))
+""".replace("runtime.PackageError", "trust.PackageError")
+    results = {}
+    for mode in ("own", "user"):
+        done = subprocess.run([sys.executable, "-c", script, mode], capture_output=True, text=True, env=command_env(tmp_path))
+        assert done.returncode == 0, done.stderr[-2000:]
+        results[mode] = json.loads(done.stdout)
+    assert results["own"]["refused"] and results["user"]["refused"]
+    assert not (tmp_path / "evidence").exists()
+    assert results["user"]["walked"] and not results["own"]["walked"]
+    assert results["own"]["defaults"] == results["user"]["defaults"] and len(results["own"]["defaults"]) > 100
