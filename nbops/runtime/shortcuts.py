@@ -164,10 +164,11 @@ def answers_shortcut(final: Any) -> Callable[[Any], tuple[Any, Any]] | None:
 
         return forest
     if kind == _BOOSTED and callable(getattr(final, "_raw_predict", None)) and hasattr(getattr(final, "_loss", None), "predict_proba"):
+        raw_predict = _boosted_raw_predict(final) or final._raw_predict
 
         def boosted(X: Any) -> tuple[Any, Any]:
             # HistGradientBoostingClassifier.predict and .predict_proba, sharing their one _raw_predict
-            raw = final._raw_predict(X)
+            raw = raw_predict(X)
             if raw.shape[1] == 1:
                 encoded = (raw.ravel() > 0).astype(int)  # "> 0", as predict: argmax([0.5, 0.5]) would say 0
             else:
@@ -176,3 +177,41 @@ def answers_shortcut(final: Any) -> Callable[[Any], tuple[Any, Any]] | None:
 
         return boosted
     return None
+
+
+def _boosted_raw_predict(final: Any) -> Callable[[Any], Any] | None:
+    """`final._raw_predict` for numeric input, without its per-tree Python: scikit-learn's own
+    routine for each tree (`_predict_from_raw_data`, as `TreePredictor.predict` calls it), its
+    arguments prepared once, the sums added in the same order. For a few rows through a few
+    hundred trees, the per-tree calls were most of the time (5.4 ms → 3.4 ms for the example's 200).
+    None when the model has a categorical preprocessor or scikit-learn no longer has the routine."""
+    import numpy as np
+
+    try:
+        from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
+        from sklearn.ensemble._hist_gradient_boosting.common import X_DTYPE, Y_DTYPE
+        from sklearn.utils._openmp_helpers import _openmp_effective_n_threads
+
+        if getattr(final, "_preprocessor", None) is not None or getattr(final, "_in_fit", False):
+            return None
+        known_categories, feature_index = final._bin_mapper.make_known_categories_bitsets()
+        trees = [[(p.nodes, p.raw_left_cat_bitsets) for p in iteration] for iteration in final._predictors]
+        baseline, n_features, per_iteration = final._baseline_prediction, final.n_features_in_, final.n_trees_per_iteration_
+    except (ImportError, AttributeError):
+        return None
+
+    def raw_predict(X: Any) -> Any:
+        X = np.asarray(X, dtype=X_DTYPE)
+        if X.ndim != 2 or X.shape[1] != n_features:
+            return final._raw_predict(X)  # scikit-learn says what is wrong
+        raw = np.zeros((X.shape[0], per_iteration), dtype=baseline.dtype, order="F")
+        raw += baseline
+        out = np.empty(X.shape[0], dtype=Y_DTYPE)
+        threads = _openmp_effective_n_threads()
+        for iteration in trees:
+            for k, (nodes, left_categories) in enumerate(iteration):
+                _predict_from_raw_data(nodes, X, left_categories, known_categories, feature_index, threads, out)
+                raw[:, k] += out
+        return raw
+
+    return raw_predict

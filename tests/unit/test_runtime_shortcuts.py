@@ -125,3 +125,24 @@ def test_no_column_shortcut_where_it_could_differ(case):
     if case == "bool passthrough":
         fresh = fresh.assign(Running=fresh["Torque [Nm]"] > 40)
     assert_same_as_the_model(loaded, fresh)
+
+
+def test_boosted_trees_with_missing_values_and_categories_give_the_models_own_bits():
+    """The per-tree routine called directly: missing values (each node's side for NaN), known
+    categories (bitsets) and several trees per iteration, bit for bit as `_raw_predict`."""
+    from nbops.runtime import shortcuts
+
+    X = frame(600, 3)
+    X.loc[::7, "Torque [Nm]"] = np.nan
+    model = encoded(OrdinalEncoder(), HistGradientBoostingClassifier(max_iter=40, random_state=0)).fit(X, target(X, 3))
+    fresh = frame(300, 4)
+    fresh.loc[::5, "Torque [Nm]"] = np.nan
+    assert shortcuts._boosted_raw_predict(model[-1]) is not None
+    assert_same_as_the_model(packaged(model, X), fresh)
+
+    rng = np.random.default_rng(5)
+    codes = np.column_stack([rng.integers(0, 6, size=500), rng.normal(size=500)])
+    coded = HistGradientBoostingClassifier(max_iter=30, categorical_features=[0], random_state=0).fit(codes, codes[:, 0] % 2)
+    raw_predict = shortcuts._boosted_raw_predict(coded) or coded._raw_predict
+    unseen = np.column_stack([rng.integers(0, 9, size=200), rng.normal(size=200)])  # 6, 7, 8 never seen
+    assert np.array_equal(raw_predict(unseen), coded._raw_predict(unseen))
