@@ -215,6 +215,17 @@ def in_process(package: Path, manifest: dict[str, Any], seconds: float, rounds: 
             finally:
                 capture.close(quiet=True)
 
+        def writer_cost(seconds: float) -> list[float]:
+            """The writer's part, off the request path: the time its thread takes to write 2,000
+            buffered requests (grouped into lines, encoded, appended to a part), per request."""
+            capture = runtime.Capture.open(work / f"in-process-writer-{package.name}", buffer_records=2_100,
+                                           buffer_rows=10**9, flush_seconds=3600, log=lambda line: None)
+            for i in range(2_000):
+                capture.record(f"{i:032x}", ours, "champion", columns, *answer, 1.0)  # noqa: B023
+            started = time.perf_counter()
+            capture.close(quiet=True)
+            return [(time.perf_counter() - started) / 2_000] * 2_000
+
         cases = {
             "sklearn predict on a DataFrame": lambda: raw.predict(frame),
             "sklearn predict + predict_proba": lambda: (raw.predict(frame), raw.predict_proba(frame)),
@@ -225,6 +236,7 @@ def in_process(package: Path, manifest: dict[str, Any], seconds: float, rounds: 
         }
         timed: dict[str, Callable[[float], list[float]]] = {label: (lambda s, fn=fn: time_calls(fn, s)) for label, fn in cases.items()}
         timed["capture on the request path (sampling decision + buffer append)"] = capture_cost
+        timed["capture writer, per request (its thread, off the request path)"] = writer_cost
         samples: dict[str, list[dict[str, float]]] = {label: [] for label in timed}
         for _ in range(rounds):  # cases interleaved, medians over the rounds (as for the servers)
             for label, measure in timed.items():
@@ -530,17 +542,17 @@ def goals(result: dict[str, Any]) -> str:
     kept = [by[(CAPTURING, r, c)]["rps"] / by[(OURS, r, c)]["rps"] for r, c in cases]
     rise = [by[(CAPTURING, r, c)]["p50"] - by[(OURS, r, c)]["p50"] for r, c in cases]
     checks.append(f"capture on keeps {min(kept):.0%}–{max(kept):.0%} of the throughput (≥ 95 %: "
-                  f"{'met' if min(kept) >= 0.95 else 'missed'} in {sum(k >= 0.95 for k in kept)}/{len(kept)} scenarios) "
+                  f"{'met' if min(kept) >= 0.95 else 'missed, met only'} in {sum(k >= 0.95 for k in kept)}/{len(kept)} scenarios) "
                   f"and moves p50 by {min(rise):+.2f} to {max(rise):+.2f} ms (≤ +0.2 ms: "
-                  f"{'met' if max(rise) <= 0.2 else 'missed'} in {sum(r <= 0.2 for r in rise)}/{len(rise)})")
+                  f"{'met' if max(rise) <= 0.2 else 'missed, met only'} in {sum(r <= 0.2 for r in rise)}/{len(rise)})")
     if ("minimal FastAPI", 1, 1) in by:
         ratios = [by[(OURS, r, c)]["rps"] / by[("minimal FastAPI", r, c)]["rps"] for r, c in cases]
         checks.append(f"throughput {min(ratios):.2f}–{max(ratios):.2f}× the minimal FastAPI app's, both in one thread "
-                      f"({'met' if min(ratios) >= 1 else 'missed'} in {sum(x >= 1 for x in ratios)}/{len(ratios)} scenarios)")
+                      f"({'met' if min(ratios) >= 1 else 'missed, met only'} in {sum(x >= 1 for x in ratios)}/{len(ratios)} scenarios)")
     if ("mlflow models serve", 1, 1) in by:
         ratios = [by[(CAPTURING, r, c)]["rps"] / by[("mlflow models serve", r, c)]["rps"] for r, c in cases]
         checks.append(f"capturing, {min(ratios):.1f}–{max(ratios):.1f}× MLflow's throughput "
-                      f"(≥ 3×: {'met' if min(ratios) >= 3 else 'missed'} in {sum(x >= 3 for x in ratios)}/{len(ratios)})")
+                      f"(≥ 3×: {'met' if min(ratios) >= 3 else 'missed, met only'} in {sum(x >= 3 for x in ratios)}/{len(ratios)})")
     started = result["started"][OURS]
     checks.append(f"first answer {started['first_200']:.2f} s ({'met' if started['first_200'] <= 2.5 else 'missed'}: ≤ 2.5 s)")
     checks.append(f"{started['rss']:.0f} MB resident ({'met' if started['rss'] < 250 else 'missed'}: < 250 MB)")
