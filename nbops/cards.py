@@ -144,7 +144,10 @@ def promotion_card(result: Any) -> str:
 
 
 if __name__ == "__main__":
-    from ._startup import skip_slow_optional_imports
+    from ._startup import skip_slow_optional_imports, without_unused_extras
 
     skip_slow_optional_imports()
+    with without_unused_extras():  # jsonschema's format checkers, which nbformat's schema never uses
+        import nbconvert  # noqa: F401
+        import nbformat  # noqa: F401
     sys.stdout.write(notebook_html(Path(sys.argv[1])))
