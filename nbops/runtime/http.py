@@ -473,20 +473,23 @@ def serve(
     if recorder is not None:
         note += f"; capturing {recorder.sample * 100:g}% of scored requests under {recorder.root}"
     note += following_note(follower, shadow)
-    (log or say)(
-        f"{model.name} {model.version}: serving on http://{shown}:{bound_port} "
-        f"(POST /predict, GET /health, GET /metadata, GET /metrics{note}); Ctrl+C stops"
-    )
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=access_log, lifespan="on", server_header=False,
-        timeout_graceful_shutdown=10,
-    )
     # uvicorn stops gracefully on SIGTERM, then raises it again for the handler it found; a SIGTERM
-    # is how servers are stopped, so that handler ends the run normally (exit status 0).
-    previous = _quiet_sigterm()
+    # is how servers are stopped, so that handler ends the run normally (exit status 0). One that
+    # arrives before uvicorn listens for signals (say, as soon as the line below is read) is kept
+    # and handed to it once it does.
+    early: list[int] = []
+    previous = _quiet_sigterm(early)
     try:
+        (log or say)(
+            f"{model.name} {model.version}: serving on http://{shown}:{bound_port} "
+            f"(POST /predict, GET /health, GET /metadata, GET /metrics{note}); Ctrl+C stops"
+        )
+        config = uvicorn.Config(
+            app, log_level="warning", access_log=access_log, lifespan="on", server_header=False,
+            timeout_graceful_shutdown=10,
+        )
         with background(app):
-            uvicorn.Server(config).run(sockets=[sock])
+            _server_class(uvicorn)(config, early).run(sockets=[sock])
     finally:
         if previous is not None:
             signal.signal(signal.SIGTERM, previous)
@@ -517,11 +520,30 @@ def background(app: App) -> Iterator[None]:
             app.follower.stop()
 
 
-def _quiet_sigterm() -> Any:
-    """Ignore SIGTERM outside uvicorn's own handling (main thread only); the previous handler."""
+def _quiet_sigterm(early: list[int]) -> Any:
+    """Outside uvicorn's own handling (main thread only), a SIGTERM ends nothing abruptly: before
+    uvicorn runs it is noted in `early`, after it the run ends normally. Returns the previous handler."""
     if threading.current_thread() is not threading.main_thread():
         return None
-    return signal.signal(signal.SIGTERM, lambda signum, frame: None)
+    return signal.signal(signal.SIGTERM, lambda signum, frame: early.append(signum))
+
+
+def _server_class(uvicorn: Any) -> Any:
+    """uvicorn's Server, stopping at once (gracefully) for a SIGTERM that came before it listened."""
+
+    class Server(uvicorn.Server):
+        def __init__(self, config: Any, early: list[int]) -> None:
+            super().__init__(config)
+            self._early = early
+
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            with super().capture_signals():
+                if self._early:
+                    self.handle_exit(signal.SIGTERM, None)
+                yield
+
+    return Server
 
 
 def _limit_native_threads() -> None:

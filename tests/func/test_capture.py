@@ -7,6 +7,7 @@ import json
 import re
 import signal
 import subprocess
+import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
 
@@ -19,6 +20,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder
 
 from nbops.runtime import read_records
+from nbops.testing import command_env
 
 from .test_runtime import Server, _installed_copy, _package, _save, _training_frame
 
@@ -226,3 +228,24 @@ def test_a_kill_loses_at_most_the_buffer(package, tmp_path):
     ids = [r["request_id"] for r in read_records(captured)]  # every line complete, or a torn last one skipped
     assert ids[:40] == [f"r{i}" for i in range(40)]
     assert set(ids) <= {f"r{i}" for i in range(60)} and len(ids) == len(set(ids))
+
+
+def test_a_sigterm_as_soon_as_the_server_says_it_serves_stops_it_cleanly(package, tmp_path):
+    """The start-up line is the signal a supervisor waits for; a SIGTERM sent the moment it is
+    written (here: by the line's own logger, before uvicorn listens for signals) stops the server
+    gracefully — capture flushed, exit status 0 — instead of being lost and the server running on."""
+    captured = tmp_path / "captured"
+    script = f"""
+import os, signal, sys
+from nbops import runtime
+def log(line):
+    print(line, file=sys.stderr, flush=True)
+    if "serving on" in line:
+        os.kill(os.getpid(), signal.SIGTERM)
+runtime.serve({str(package)!r}, port=0, capture={str(captured)!r}, log=log)
+print("returned", file=sys.stderr)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120,
+                          env=command_env(tmp_path))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "serving on" in done.stderr and "capture: 0 records written" in done.stderr and "returned" in done.stderr
