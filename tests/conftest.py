@@ -33,3 +33,26 @@ def nb_project(tmp_path: Path) -> Path:
     shutil.copytree(TEST_NOTEBOOKS, project / "notebooks")
     (project / "params.yaml").write_text("", encoding="utf-8")
     return project
+
+
+#: The test files that take longest (`--durations`, on 2 cores), longest first. With one worker
+#: per core (pytest-xdist, each file on one worker, `--no-loadscope-reorder`), the files start in
+#: this order and the many short files fill the gaps, so the workers finish close together.
+LONGEST_FIRST = (
+    "e2e/test_promote.py", "e2e/test_pipeline.py", "e2e/test_ci_workflow.py", "e2e/test_retrain.py",
+    "e2e/test_loop_story.py", "e2e/test_clones.py", "e2e/test_ingestion.py", "e2e/test_fraud_story.py",
+    "e2e/test_init.py", "e2e/test_s3.py", "e2e/test_fraud_example.py", "e2e/test_jupyterlab.py",
+)
+
+
+def pytest_collection_modifyitems(session: pytest.Session, config: pytest.Config, items: list[pytest.Item]) -> None:
+    rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
+    tests = Path(__file__).resolve().parent
+
+    def key(item: pytest.Item) -> int:
+        try:
+            return rank.get(Path(str(item.path)).relative_to(tests).as_posix(), len(rank))
+        except ValueError:
+            return len(rank)
+
+    items.sort(key=key)  # stable: the order within a file, and of the other files, is kept
