@@ -4,7 +4,7 @@ Builds two throwaway projects in a temporary folder, reproduces them with `dvc r
 times `nbops promote NAME` (a real promotion into a fresh registry, every gate, the wheel, the
 card) several times each and prints the median:
 
-* the example pipeline's model (a random forest on the AI4I-like data, default params.yaml);
+* the example pipeline's model (gradient-boosted trees on the simulated plant's data, default params.yaml);
 * a ~50 MB model: a k-nearest-neighbours classifier holding ~50 MB of training data (large
   arrays, few objects);
 * a deep random forest of 60 trees (many small objects, what skops loads slowest; its file is
