@@ -216,20 +216,19 @@ def _plain(value: Any) -> Any:
 def environment(values: Mapping[str, str | None]) -> Iterator[None]:
     """This process's environment variables set (None: unset) for the block, then restored: for
     library calls that read them in-process (nbops.promote as in a cell, save_model's stage)."""
+    def apply(settings: Mapping[str, str | None]) -> None:
+        for key, value in settings.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
     saved = {key: os.environ.get(key) for key in values}
     try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        apply(values)
         yield
     finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
+        apply(saved)
 
 
 def stop_process(process: subprocess.Popen[Any], grace: float = 15) -> int:

@@ -261,7 +261,7 @@ def differences(catalog: dict[str, Any]) -> list[str]:
     for label, committed, fresh in (("type", allowlist.TYPES, catalog["types"]), ("function", allowlist.FUNCTIONS, catalog["functions"])):
         lines += [f"+ {label} {name} (missing from allowlist.py)" for name in sorted(set(fresh) - committed)]
         lines += [f"- {label} {name} (no longer found)" for name in sorted(committed - set(fresh))]
-    committed_estimators = set(getattr(allowlist, "SKOPS_ESTIMATORS", ()))
+    committed_estimators = set(allowlist.SKOPS_ESTIMATORS)
     lines += [f"+ skops default {name} (missing from allowlist.py)" for name in sorted(set(catalog["skops_estimators"]) - committed_estimators)]
     lines += [f"- skops default {name} (no longer found)" for name in sorted(committed_estimators - set(catalog["skops_estimators"]))]
     return lines

@@ -31,7 +31,7 @@ import re
 import zipfile
 from typing import Any, Iterable, Sequence
 
-from .allowlist import FUNCTIONS, TYPES
+from .allowlist import FUNCTIONS, SKOPS_ESTIMATORS, TYPES
 from .errors import PackageError, short
 from .integrity import check_structures
 
@@ -163,9 +163,7 @@ def import_skops() -> Any:
 
     startup = sys.modules.get("nbops._startup")  # nbops' own commands say so there (absent in a wheel)
     owned = _OWN_PROCESS or bool(getattr(startup, "_own_process", False))
-    from . import allowlist
-
-    if "skops.io" in sys.modules or not owned or not hasattr(allowlist, "SKOPS_ESTIMATORS"):
+    if "skops.io" in sys.modules or not owned:
         import skops.io
 
         return skops.io
@@ -180,7 +178,7 @@ def import_skops() -> Any:
         sklearn.utils.all_estimators = walk
     names = getattr(_trusted_types, "SKLEARN_ESTIMATOR_TYPE_NAMES", None)
     if isinstance(names, list) and not names:  # the same list object skops' nodes read at load time
-        names.extend(allowlist.SKOPS_ESTIMATORS)
+        names.extend(SKOPS_ESTIMATORS)
     return skops.io
 
 
