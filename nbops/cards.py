@@ -144,10 +144,12 @@ def promotion_card(result: Any) -> str:
 
 
 if __name__ == "__main__":
-    from ._startup import skip_slow_optional_imports, without_unused_extras
+    from ._startup import exit_now, skip_slow_optional_imports, without_unused_extras, yield_cpu
 
     skip_slow_optional_imports()
+    yield_cpu()  # a promotion waits on its parity check first (gates.start_parity)
     with without_unused_extras():  # jsonschema's format checkers, which nbformat's schema never uses
         import nbconvert  # noqa: F401
         import nbformat  # noqa: F401
     sys.stdout.write(notebook_html(Path(sys.argv[1])))
+    exit_now()

@@ -47,7 +47,7 @@ class Candidate:
     git: GitState | None
     force_reason: str | None = None
     status_process: subprocess.Popen[str] | None = None  # `dvc status`, started early
-    parity_process: subprocess.Popen[str] | None = None  # the parity check, started once the model is packaged
+    parity_process: subprocess.Popen[str] | None = None  # the parity check's interpreter, started first
     package_dir: Path | None = None
     champion: dict[str, Any] | None = None  # manifest of the version now in the target stage
     model_sha256: str | None = None  # of the model file, hashed once (by the freshness gate)
@@ -252,12 +252,24 @@ def parity_gate(c: Candidate) -> list[str]:
     return failures
 
 
-def start_parity(package_dir: Path) -> subprocess.Popen[str]:
-    """Check parity in a subprocess: loading the model imports scikit-learn and skops (1–2 s),
-    which then overlaps the wheel build here. Collected by the parity gate."""
+def start_parity() -> subprocess.Popen[str]:
+    """Start the parity check's clean interpreter before there is a package: it imports
+    scikit-learn and skops (2–3 s of CPU on a small machine, the longest step of a promotion)
+    while this process gathers the gates and builds the package, then waits for `send_package`.
+    Collected by the parity gate; killed unread if the promotion ends before."""
     return subprocess.Popen(
-        [sys.executable, "-m", "nbops.gates", str(package_dir)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        [sys.executable, "-m", "nbops.gates"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+
+
+def send_package(process: subprocess.Popen[str] | None, package_dir: Path) -> None:
+    """Tell the waiting parity check which package to load (one line on its stdin); without
+    one, the parity gate checks in this process."""
+    if process is None or process.stdin is None:
+        return
+    process.stdin.write(f"{package_dir}\n")
+    process.stdin.flush()
 
 
 def check_parity(package_dir: Path) -> list[str]:
@@ -373,8 +385,20 @@ def up_to_date_gate(c: Candidate) -> list[str]:
     return failures
 
 
-if __name__ == "__main__":  # `python -m nbops.gates PACKAGE_DIR`: the parity check, as JSON
-    from .runtime import own_process
+if __name__ == "__main__":  # `python -m nbops.gates [PACKAGE_DIR]`: the parity check, as JSON
+    from ._startup import exit_now
+    from .runtime import import_skops, own_process
 
     own_process()  # its own process: skops may skip its default catalog (runtime/trust.py)
-    print(json.dumps(check_parity(Path(sys.argv[1]))))
+    if len(sys.argv) > 1:
+        package = sys.argv[1]
+    else:  # started ahead of the package (start_parity): import while it is built, then read where it is
+        try:
+            import_skops()
+        except ImportError:
+            pass  # check_parity says what is missing
+        package = sys.stdin.readline().strip()
+        if not package:  # the promotion ended before it built a package
+            exit_now()
+    print(json.dumps(check_parity(Path(package))))
+    exit_now()

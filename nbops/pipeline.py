@@ -239,7 +239,12 @@ def is_git_repo(root: Path) -> bool:
 if __name__ == "__main__":  # `python -m nbops.pipeline status STAGE…`: DVC's status as JSON, read-only
     if len(sys.argv) < 2 or sys.argv[1] != "status":
         sys.exit("usage: python -m nbops.pipeline status STAGE...")
+    from ._startup import exit_now, yield_cpu
+
+    yield_cpu()  # a promotion waits on its parity check first (gates.start_parity)
     try:
         print(json.dumps(read_only_status(Path.cwd(), sys.argv[2:])))
     except Exception as exc:  # noqa: BLE001 - DVC's errors vary; stale_stages shows the last line
-        sys.exit(f"{type(exc).__name__}: {exc}")
+        print(f"{type(exc).__name__}: {exc}", file=sys.stderr)
+        exit_now(1)
+    exit_now()

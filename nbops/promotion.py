@@ -123,9 +123,15 @@ def promote(
     if not isinstance(config, dict):
         raise PromotionError("params.yaml: the `promote:` section must be a mapping (thresholds:, tolerance:, registry:)")
     config = {**config, "trusted_types": modelio.parse_trusted_types(config.get("trusted_types"))}
-    candidate = gather(root_path, name, to, config, force)
-    # DVC's status, the card's rendering and (once the package exists) the parity check run in
-    # subprocesses while this one builds the package.
+    parity_process = gates_mod.start_parity()
+    try:
+        candidate = gather(root_path, name, to, config, force)
+    except BaseException:
+        _stop(parity_process)
+        raise
+    # The parity check (importing while the package is built), DVC's status and the card's
+    # rendering run in subprocesses while this one builds the package.
+    candidate.parity_process = parity_process
     candidate.status_process = pipeline.start_status(root_path, candidate.involved)
     card_report = _card_report(candidate)
     html_process = start_notebook_html(card_report) if card_report and card_report.exists() else None
@@ -134,9 +140,17 @@ def promote(
                         dry_run=dry_run, git_tag=git_tag, bump=bump)
     finally:
         for process in (candidate.status_process, candidate.parity_process, html_process):
-            if process is not None and process.poll() is None:
-                process.kill()
-                process.wait()
+            _stop(process)
+
+
+def _stop(process: Any) -> None:
+    """Kill a helper the promotion no longer waits for (it ended early, or was refused)."""
+    if process is not None and process.poll() is None:
+        process.kill()
+        process.wait()
+    for stream in (process.stdin, process.stdout, process.stderr) if process is not None else ():
+        if stream is not None:
+            stream.close()
 
 
 def _require_tools(git_tag: bool) -> None:
@@ -189,7 +203,7 @@ def _finish(
     if model_file.exists() and candidate.model_manifest is not None:
         manifest = package.build_core(build_dir, manifest, model_file, profile_file(candidate), sha256=candidate.model_sha256)
         candidate.package_dir = build_dir
-        candidate.parity_process = gates_mod.start_parity(build_dir)
+        gates_mod.send_package(candidate.parity_process, build_dir)
         package.build_rest(build_dir, manifest)
     results = results + gates_mod.run_gates(candidate, "package")
     if candidate.package_dir is not None:
@@ -245,7 +259,7 @@ def _assign_twin(
     """Run the package gates on the published staging version and assign it to the target."""
     name, (version, manifest) = candidate.name, twin
     candidate.package_dir = reg.local_path(name, version)
-    candidate.parity_process = gates_mod.start_parity(candidate.package_dir)
+    gates_mod.send_package(candidate.parity_process, candidate.package_dir)
     results = results + gates_mod.run_gates(candidate, "package")
     candidate.notes.append(f"{name} {version} (staging) holds the same model (sha256 {manifest['sha256'][:12]}…): "
                            f"{'it would be' if dry_run else 'it was'} assigned to {candidate.target}, not published again")

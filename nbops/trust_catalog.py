@@ -42,6 +42,10 @@ SKLEARN_FAMILIES = (
     "sklearn._loss.loss", "sklearn._loss.link", "sklearn._loss._loss", "sklearn.linear_model._sgd_fast",
     "sklearn.gaussian_process.kernels", "sklearn.metrics._dist_metrics", "sklearn.model_selection._split",
 )
+#: Internal types real estimators hold only for some data, so fitting them on the catalog's small
+#: data set finds them only some of the time: OneVsRest/OneVsOne store a _ConstantPredictor for a
+#: label that is constant in what they saw.
+SKLEARN_DATA_DEPENDENT = ("sklearn.multiclass._ConstantPredictor",)
 #: Builtin and standard-library types skops' nodes trust by default (dict, OrderedDict, ...).
 SKOPS_NODE_DEFAULTS = (
     "builtins.dict", "collections.OrderedDict", "collections.defaultdict", "builtins.list",
@@ -64,6 +68,7 @@ def build() -> dict[str, Any]:
         "types": sorted(types | found_types),
         "functions": sorted(functions | found_functions),
         "skops_estimators": sorted(skops_defaults.SKLEARN_ESTIMATOR_TYPE_NAMES),
+        "skops_scipy_ufuncs": sorted(skops_defaults.SCIPY_UFUNC_TYPE_NAMES),
         "versions": {lib: dist_version(lib) for lib in LIBRARIES},
         "not_fitted": not_fitted,
     }
@@ -85,7 +90,7 @@ def static_names() -> tuple[set[str], set[str]]:
     types |= set(skops_defaults.PRIMITIVE_TYPE_NAMES) | set(skops_defaults.CONTAINER_TYPE_NAMES)
     types |= set(skops_defaults.SKLEARN_ESTIMATOR_TYPE_NAMES) | set(skops_defaults.SKLEARN_INTERNAL_TYPE_NAMES)
     types |= set(skops_defaults.NUMPY_DTYPE_TYPE_NAMES) | set(skops_defaults.NUMPY_RANDOM_BIT_GENERATOR_TYPE_NAMES)
-    types |= {get_type_name(loss) for loss in ALLOWED_LOSSES}
+    types |= {get_type_name(loss) for loss in ALLOWED_LOSSES} | set(SKLEARN_DATA_DEPENDENT)
     types |= {get_type_name(cls) for _, cls in all_estimators()}
     for family in SKLEARN_FAMILIES:
         try:
@@ -250,6 +255,11 @@ def render(catalog: dict[str, Any]) -> str:
         *(f"    {json.dumps(name)}," for name in catalog["skops_estimators"]),
         ")",
         "",
+        "#: skops' own default list of scipy.special's ufuncs, restored the same way.",
+        "SKOPS_SCIPY_UFUNCS = (",
+        *(f"    {json.dumps(name)}," for name in catalog["skops_scipy_ufuncs"]),
+        ")",
+        "",
     ])
 
 
@@ -261,9 +271,10 @@ def differences(catalog: dict[str, Any]) -> list[str]:
     for label, committed, fresh in (("type", allowlist.TYPES, catalog["types"]), ("function", allowlist.FUNCTIONS, catalog["functions"])):
         lines += [f"+ {label} {name} (missing from allowlist.py)" for name in sorted(set(fresh) - committed)]
         lines += [f"- {label} {name} (no longer found)" for name in sorted(committed - set(fresh))]
-    committed_estimators = set(allowlist.SKOPS_ESTIMATORS)
-    lines += [f"+ skops default {name} (missing from allowlist.py)" for name in sorted(set(catalog["skops_estimators"]) - committed_estimators)]
-    lines += [f"- skops default {name} (no longer found)" for name in sorted(committed_estimators - set(catalog["skops_estimators"]))]
+    for committed, fresh in ((set(allowlist.SKOPS_ESTIMATORS), catalog["skops_estimators"]),
+                             (set(getattr(allowlist, "SKOPS_SCIPY_UFUNCS", ())), catalog["skops_scipy_ufuncs"])):
+        lines += [f"+ skops default {name} (missing from allowlist.py)" for name in sorted(set(fresh) - committed)]
+        lines += [f"- skops default {name} (no longer found)" for name in sorted(committed - set(fresh))]
     return lines
 
 

@@ -40,7 +40,7 @@ from .follow import Follower, StageSource
 from .http import DEFAULT_MAX_ROWS, create_app, serve
 from .model import MANIFEST_FILE, PackagedModel
 from .shadow import Shadow
-from .trust import HOW_TO_ALLOW, check_schema, load_skops, own_process, parse_trusted_types
+from .trust import HOW_TO_ALLOW, check_schema, import_skops, load_skops, own_process, parse_trusted_types
 
 __all__ = [
     "HOW_TO_ALLOW",
@@ -60,6 +60,7 @@ __all__ = [
     "parse_trusted_types",
     "load_skops",
     "own_process",
+    "import_skops",
     "create_app",
     "serve",
     "predict_csv",

@@ -417,8 +417,9 @@ def test_nbops_serve_refuses_every_file_at_start_up(project, tmp_path):
 
 def test_a_process_of_nbops_loads_without_walking_scikit_learn_and_keeps_skops_defaults(tmp_path):
     """In a process nbops owns (a server, the parity check), importing skops skips its walk of
-    every scikit-learn module; the model still loads and predicts, the malicious files are still
-    refused, and skops' default trust list is the same as in any other process."""
+    every scikit-learn module and its lookup of scipy.special's ufuncs; the model still loads and
+    predicts, the malicious files are still refused, and skops' default trust lists are the same
+    as in any other process."""
     model, X = legit_model()
     (tmp_path / "model.skops").write_bytes(sio.dumps(model))
     (tmp_path / "evil.skops").write_bytes(KINDS["exec"][0](tmp_path / "evidence"))
@@ -435,8 +436,11 @@ try:
 except runtime.PackageError:
     refused = True
 from skops.io import _trusted_types
+from skops.io import _general
 print(json.dumps({{"walked": "sklearn.semi_supervised" in sys.modules, "refused": refused,
-                  "defaults": sorted(_trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES)}}))
+                  "defaults": sorted(_trusted_types.SKLEARN_ESTIMATOR_TYPE_NAMES),
+                  "ufuncs": sorted(_general.SCIPY_UFUNC_TYPE_NAMES),
+                  "listing": len(dir(__import__("scipy.special").special))}}))
 """.replace("runtime.PackageError", "trust.PackageError")
     results = {}
     for mode in ("own", "user"):
@@ -447,3 +451,5 @@ print(json.dumps({{"walked": "sklearn.semi_supervised" in sys.modules, "refused"
     assert not (tmp_path / "evidence").exists()
     assert results["user"]["walked"] and not results["own"]["walked"]
     assert results["own"]["defaults"] == results["user"]["defaults"] and len(results["own"]["defaults"]) > 100
+    assert results["own"]["ufuncs"] == results["user"]["ufuncs"] and len(results["own"]["ufuncs"]) > 100
+    assert results["own"]["listing"] == results["user"]["listing"] > 100  # scipy.special's dir() is back
