@@ -261,7 +261,10 @@ def test_shadow_scores_off_the_request_path_and_counts_agreement(registry):
         assert status["rows_agreeing"] == 0 and status["agreement"] == 0.0 and status["dropped"] == 0
 
         registry.assign(NAME, "0.3.0", "staging")  # the challenger follows its stage too
-        assert challenger_follow.poll(shadow.switch) is True
+        # Its own thread (started by shadow.start) polls every 0.05 s and may switch first; after
+        # this poll, one of the two has (polls take turns).
+        challenger_follow.poll(shadow.switch)
+        assert challenger_follow.version == "0.3.0" and challenger_follow.switches == 1
         predict(app)
         assert shadow.drain() and shadow.status()["rows_agreeing"] == 2 and shadow.status()["version"] == "0.3.0"
     finally:
