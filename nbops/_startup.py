@@ -57,7 +57,7 @@ def yield_cpu() -> None:
     critical path, the parity check is; on a small machine they would otherwise take its core."""
     try:
         os.nice(10)
-    except OSError:  # not allowed here: run at the usual priority
+    except (AttributeError, OSError):  # no nice() (Windows), or not allowed: the usual priority
         pass
 
 

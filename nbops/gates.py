@@ -268,8 +268,11 @@ def send_package(process: subprocess.Popen[str] | None, package_dir: Path) -> No
     one, the parity gate checks in this process."""
     if process is None or process.stdin is None:
         return
-    process.stdin.write(f"{package_dir}\n")
-    process.stdin.flush()
+    try:
+        process.stdin.write(f"{package_dir}\n")
+        process.stdin.flush()
+    except OSError:  # it has died (BrokenPipeError): the parity gate reports its stderr
+        pass
 
 
 def check_parity(package_dir: Path) -> list[str]:

@@ -120,6 +120,32 @@ def test_failing_threshold_is_refused_and_leaves_registry_unchanged(project):
     assert registry_state(env) == before  # no .lock, no build folder
 
 
+def _helpers_of_this_process() -> list[str]:
+    """The command lines of this process's children that are nbops helpers (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == os.getpid():
+                command = (stat.parent / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+                if "nbops." in command:
+                    found.append(command)
+    return found
+
+
+def test_a_promotion_ended_before_its_package_leaves_no_helper_behind(project):
+    """The parity check's interpreter starts first and imports scikit-learn while the package is
+    built; a promotion that ends before there is a package (here: no such model) kills it."""
+    from nbops import promotion
+    from nbops.exceptions import NbopsError
+
+    root, env = project
+    assert _helpers_of_this_process() == []
+    with environment(env), pytest.raises(NbopsError, match="no-such-model"):
+        promotion.promote("no-such-model", root=root)
+    assert _helpers_of_this_process() == []
+    assert not Path(env["NBOPS_REGISTRY"]).exists()
+
+
 def test_stale_pipeline_is_refused(project):
     root, env = project
     set_params(root, {"train": {"max_iter": 51}})

@@ -83,6 +83,27 @@ def test_model_bytes_are_deterministic(fitted):
     assert modelio.dumps(clone) == modelio.dumps(DecisionTreeClassifier(random_state=0).fit(*_xy()))
 
 
+def test_arrays_that_do_not_shrink_are_stored_and_the_rest_deflated():
+    """Measured floats (here 2 MB of a k-nearest-neighbours model's training data) barely deflate:
+    they are stored as they are, so saving and loading skip zlib; a tree's arrays are deflated."""
+    import io
+    import zipfile
+
+    from sklearn.neighbors import KNeighborsClassifier
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(25_000, 10))
+    knn = KNeighborsClassifier(n_neighbors=3).fit(X, (X[:, 0] > 0).astype(int))
+    data = modelio.dumps(knn)
+    entries = {info.file_size: info.compress_type for info in zipfile.ZipFile(io.BytesIO(data)).infolist()}
+    assert entries[max(entries)] == zipfile.ZIP_STORED  # the 2 MB training set
+    assert zipfile.ZIP_DEFLATED in entries.values()  # its schema and the small arrays
+    assert modelio.dumps(knn) == data
+    assert modelio.runtime.load_skops(data).predict(X[:50]).tolist() == knn.predict(X[:50]).tolist()
+    tree = zipfile.ZipFile(io.BytesIO(modelio.dumps(DecisionTreeClassifier(random_state=0).fit(X, X[:, 1] > 0))))
+    assert {info.compress_type for info in tree.infolist()} == {zipfile.ZIP_DEFLATED}
+
+
 def _xy():
     rng = np.random.default_rng(1)
     X = rng.normal(size=(30, 2))
