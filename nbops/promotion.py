@@ -123,32 +123,32 @@ def promote(
     if not isinstance(config, dict):
         raise PromotionError("params.yaml: the `promote:` section must be a mapping (thresholds:, tolerance:, registry:)")
     config = {**config, "trusted_types": modelio.parse_trusted_types(config.get("trusted_types"))}
-    parity_process = gates_mod.start_parity()
+    # The parity check (started first: it imports while the package is built), DVC's status and
+    # the card's rendering run in subprocesses while this one builds the package.
+    helpers = [gates_mod.start_parity()]
     try:
         candidate = gather(root_path, name, to, config, force)
-    except BaseException:
-        _stop(parity_process)
-        raise
-    # The parity check (importing while the package is built), DVC's status and the card's
-    # rendering run in subprocesses while this one builds the package.
-    candidate.parity_process = parity_process
-    candidate.status_process = pipeline.start_status(root_path, candidate.involved)
-    card_report = _card_report(candidate)
-    html_process = start_notebook_html(card_report) if card_report and card_report.exists() else None
-    try:
+        candidate.parity_process = helpers[0]
+        candidate.status_process = pipeline.start_status(root_path, candidate.involved)
+        helpers.append(candidate.status_process)
+        card_report = _card_report(candidate)
+        html_process = start_notebook_html(card_report) if card_report and card_report.exists() else None
+        helpers.append(html_process)
         return _promote(candidate, reg_root=registry or default_root(root_path, config), html_process=html_process,
                         dry_run=dry_run, git_tag=git_tag, bump=bump)
     finally:
-        for process in (candidate.status_process, candidate.parity_process, html_process):
+        for process in helpers:
             _stop(process)
 
 
 def _stop(process: Any) -> None:
     """Kill a helper the promotion no longer waits for (it ended early, or was refused)."""
-    if process is not None and process.poll() is None:
+    if process is None:
+        return
+    if process.poll() is None:
         process.kill()
         process.wait()
-    for stream in (process.stdin, process.stdout, process.stderr) if process is not None else ():
+    for stream in (process.stdin, process.stdout, process.stderr):
         if stream is not None:
             stream.close()
 

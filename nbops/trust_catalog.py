@@ -272,7 +272,7 @@ def differences(catalog: dict[str, Any]) -> list[str]:
         lines += [f"+ {label} {name} (missing from allowlist.py)" for name in sorted(set(fresh) - committed)]
         lines += [f"- {label} {name} (no longer found)" for name in sorted(committed - set(fresh))]
     for committed, fresh in ((set(allowlist.SKOPS_ESTIMATORS), catalog["skops_estimators"]),
-                             (set(getattr(allowlist, "SKOPS_SCIPY_UFUNCS", ())), catalog["skops_scipy_ufuncs"])):
+                             (set(allowlist.SKOPS_SCIPY_UFUNCS), catalog["skops_scipy_ufuncs"])):
         lines += [f"+ skops default {name} (missing from allowlist.py)" for name in sorted(set(fresh) - committed)]
         lines += [f"- skops default {name} (no longer found)" for name in sorted(committed - set(fresh))]
     return lines
