@@ -246,9 +246,12 @@ def parity_gate(c: Candidate) -> list[str]:
             lines = err.strip().splitlines() or ["no output"]
             return [f"parity: the check could not run: {lines[-1]}"]
         failures = json.loads(out)
+    from .runtime.parity import RTOL
+
     rows = len((c.model_manifest or {}).get("sample_predictions") or [])
     c.detail("parity", f"the packaged model replayed the notebook's {rows} sample rows"
-                       + (": predictions and probabilities identical" if not failures else ""))
+                       + (": predictions and probabilities identical up to the order of float sums "
+                          f"(rtol {RTOL:g}; another BLAS or CPU adds in another order)" if not failures else ""))
     return failures
 
 
@@ -277,12 +280,14 @@ def send_package(process: subprocess.Popen[str] | None, package_dir: Path) -> No
 
 def check_parity(package_dir: Path) -> list[str]:
     """Load the package as an installed one would and replay the sample the notebook recorded:
-    the predictions (and probabilities, and decisions at a decision threshold) must be exactly
-    the recorded ones."""
+    the predictions, probabilities (and decisions at a decision threshold) must be the recorded
+    ones — floats up to the order of their sums, labels and decisions exactly but for a row the
+    recorded probabilities put on a tie or on the threshold (runtime/parity.py says why)."""
     from . import runtime
+    from .runtime.parity import differences
 
     try:
-        model = runtime.PackagedModel.load(package_dir, n_jobs=1)  # one thread: bitwise-stable sums
+        model = runtime.PackagedModel.load(package_dir, n_jobs=1)  # one thread, as save_model recorded them
         manifest = model.manifest
         frame = model.frame({"dataframe_split": manifest["sample_input"]})
         predicted = _plain(model.predict(frame))
@@ -290,19 +295,7 @@ def check_parity(package_dir: Path) -> list[str]:
         decisions = _plain(model.decide(frame)) if model.decision is not None else None
     except Exception as exc:  # noqa: BLE001 - anything here means the package cannot reproduce the notebook
         return [f"parity: the packaged model could not predict the recorded sample: {type(exc).__name__}: {exc}"]
-    failures = []
-    expected = manifest.get("sample_predictions")
-    if predicted != expected:
-        differing = sum(1 for a, b in zip(predicted, expected or []) if a != b) + abs(len(predicted) - len(expected or []))
-        failures.append(f"parity: the package predicts differently from the notebook on {differing} of {len(expected or [])} sample rows")
-    if probabilities is not None and probabilities != manifest.get("sample_probabilities"):
-        failures.append("parity: the package's probabilities differ from those the notebook recorded for its sample")
-    if decisions is not None and decisions != manifest.get("sample_decisions"):
-        failures.append(
-            f"parity: the package's decisions at threshold {model.decision.threshold} differ from those the notebook "
-            "recorded for its sample"
-        )
-    return failures
+    return [f"parity: the package's {line}" for line in differences(predicted, manifest, probabilities, decisions, model.decision)]
 
 
 def _plain(values: Any) -> Any:

@@ -455,6 +455,24 @@ class ServerProcess:
         self.stop()
 
 
+def assert_same_answers(manifest: Mapping[str, Any], *, predictions: Any = None, probabilities: Any = None,
+                        decisions: Any = None) -> None:
+    """Answers to a manifest's sample computed here (a server's, a CLI's, a wheel's) are those
+    the notebook recorded in its kernel: floats up to the order of their sums, labels and
+    decisions exactly but for recorded ties and scores on the threshold (runtime/parity.py).
+    Bit-for-bit comparison is only for one computation done twice in one process."""
+    from .runtime.model import Decision
+    from .runtime.parity import differences
+
+    decision = None
+    if decisions is not None:
+        decision = Decision(manifest["decision"], list(manifest["classes"]), "manifest")
+    if predictions is not None:
+        predictions = list(predictions.tolist() if hasattr(predictions, "tolist") else predictions)
+    failures = differences(predictions, dict(manifest), probabilities, decisions, decision)
+    assert not failures, "; ".join(failures)
+
+
 def fresh_venv(folder: str | os.PathLike[str], env: Mapping[str, str], *pip_args: str, timeout: float = 900) -> Path:
     """A new virtual environment in `folder` with `pip install *pip_args` done in it (pip's cache
     is used as usual); returns its python. The one way tests build an environment from scratch."""

@@ -16,6 +16,7 @@ against the trust policy before constructing anything; skops never unpickles.
     signature   the input signature: payload → validated DataFrame
     model       PackagedModel: load (sha256, manifest), predict, warm-up; decision thresholds
     shortcuts   bit-identical shortcuts of a pipeline's prediction, proven at warm-up
+    parity      the same answers from another process, install or CPU: floats within a tolerance
     jsonio      the JSON codec (orjson when present, the stdlib otherwise)
     capture     sampled request capture: a bounded buffer, a writer thread, JSON-lines parts
     metrics     GET /metrics in Prometheus' text format

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable, Mapping
 
 from .errors import PackageError, short
+from .parity import differences
 from .shortcuts import answers_shortcut, columns_shortcut, qualname
 from .signature import Signature
 from .trust import load_skops
@@ -235,8 +236,11 @@ class PackagedModel:
         frame = self.frame(columns)
         X = self._model_input(frame)
         predictions = self.model.predict(X)
-        expected = self.manifest.get("sample_predictions")
-        if expected is not None and not _same_predictions(predictions, expected):
+        # Recorded in another process, maybe by another install or CPU: the same answers up to
+        # the order of float sums (parity.py), not the same bits.
+        recorded = self.manifest.get("sample_predictions")
+        if recorded is not None and differences(predictions, {"sample_predictions": recorded,
+                                                              "sample_probabilities": self.manifest.get("sample_probabilities")}):
             raise PackageError(
                 f"{self._where()}: the model does not predict its recorded sample predictions in this environment "
                 f"(built with {_versions_text(self.manifest)}); reinstall the package's pinned requirements"
@@ -245,8 +249,11 @@ class PackagedModel:
         if not self.has_proba:
             return
         probabilities = self.model.predict_proba(X)
-        expected_decisions = self.manifest.get("sample_decisions")
-        if self.decision is not None and expected_decisions is not None and self.decision.apply(probabilities) != expected_decisions:
+        recorded_decisions = self.manifest.get("sample_decisions")
+        if self.decision is not None and recorded_decisions is not None and differences(
+            predictions, {"sample_decisions": recorded_decisions, "sample_probabilities": self.manifest.get("sample_probabilities")},
+            decisions=self.decision.apply(probabilities), decision=self.decision,
+        ):
             self._warm = False
             raise PackageError(
                 f"{self._where()}: the model's decisions on its sample differ from the recorded ones "
@@ -297,21 +304,6 @@ def _as_frame(inputs: Any) -> Any:
 
         return pd.DataFrame(inputs, copy=False)
     return inputs
-
-
-def _same_predictions(predictions: Any, expected: list[Any]) -> bool:
-    """Labels must be equal; real-valued predictions may differ in the last bits (another CPU's
-    BLAS kernels sum in another order), not more."""
-    import numpy as np
-
-    if predictions.tolist() == expected:
-        return True
-    if predictions.dtype.kind != "f":
-        return False
-    try:
-        return bool(np.allclose(predictions, np.asarray(expected, dtype=np.float64), rtol=1e-9, atol=1e-12, equal_nan=True))
-    except (TypeError, ValueError):
-        return False
 
 
 def _versions_text(manifest: Mapping[str, Any]) -> str:
