@@ -1,10 +1,12 @@
 """Byte-identical on every checkout: two clones at different paths, each with its own fresh
-virtual environment, reproduce the example to byte-identical reports and outputs, and leave
-`dvc.lock` and the rest of git exactly as committed (marked slow: environments and pipelines).
+virtual environment installed from constraints.txt, reproduce both examples (the root's and
+examples/fraud-detection's) to byte-identical reports and outputs, and leave both `dvc.lock`s and
+the rest of git exactly as committed (marked slow: environments and pipelines).
 
 Under CI this repository is itself such a clone — `.ci/run` made its `.venv` and ran
-`dvc repro` in it — so one more clone, at another path with its own environment, is compared
-with it. Elsewhere (a working tree with changes, or not reproduced) the test makes both clones.
+`dvc repro` in it and in the fraud example — so one more clone, at another path with its own
+environment, is compared with it. Elsewhere (a working tree with changes, or not reproduced) the
+test makes both clones.
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ from nbops.testing import fresh_venv, run
 from ..conftest import REPO
 
 pytestmark = pytest.mark.slow
-OUTPUT_DIRS = ("reports", "metrics", "plots", "models", "data")
+FRAUD = "examples/fraud-detection"
+OUTPUT_DIRS = tuple(f"{base}{d}" for base in ("", f"{FRAUD}/") for d in ("reports", "metrics", "plots", "models", "data"))
 
 
 def _git(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -39,14 +42,15 @@ def outputs(root: Path, env) -> dict[str, bytes]:
 
 
 def quick_start_clone(clone: Path, env) -> dict[str, bytes]:
-    """Clone the committed HEAD to `clone`, give it its own .venv and run `dvc repro` there, as
-    the quick start's first line does (nbops' core: the extras take no part in the pipeline)."""
+    """Clone the committed HEAD to `clone`, give it its own .venv (the locked versions of `.[dev]`)
+    and run `dvc repro` there, as the quick start's first line does, and in the fraud example."""
     run(["git", "clone", "-q", str(REPO), str(clone)], clone.parent, env)
     assert run(["git", "rev-parse", "HEAD"], clone, env).stdout.strip() == _head()
-    fresh_venv(clone / ".venv", env, "-e", str(clone))
+    fresh_venv(clone / ".venv", env, "-c", str(clone / "constraints.txt"), "-e", f"{clone}[examples]")  # the fraud example needs pandera, pyarrow
     clone_env = {**env, "PATH": os.pathsep.join([str(clone / ".venv/bin"), env["PATH"]]), "VIRTUAL_ENV": str(clone / ".venv")}
     assert run(["which", "nbops"], clone, clone_env).stdout.strip() == str(clone / ".venv/bin/nbops")
     run(["dvc", "repro"], clone, clone_env, timeout=1800)
+    run(["dvc", "repro"], clone / FRAUD, clone_env, timeout=1800)
     assert run(["git", "status", "--porcelain"], clone, clone_env).stdout == "", f"{clone}: dvc.lock or a notebook changed"
     return outputs(clone, clone_env)
 
@@ -55,8 +59,11 @@ def _reproduced_clean(root: Path, env) -> bool:
     """`root` is a checkout whose committed pipeline has been reproduced and left git clean."""
     if _git(root, "status", "--porcelain").stdout != "" or not (root / ".venv/bin/dvc").exists():
         return False
-    status = run([str(root / ".venv/bin/dvc"), "status"], root, env, check=False)
-    return status.returncode == 0 and "up to date" in status.stdout
+    for project in (root, root / FRAUD):
+        status = run([str(root / ".venv/bin/dvc"), "status"], project, env, check=False)
+        if status.returncode != 0 or "up to date" not in status.stdout:
+            return False
+    return True
 
 
 @pytest.mark.timeout(3600)
@@ -74,7 +81,8 @@ def test_two_clones_reproduce_byte_identical_outputs_and_leave_git_clean(tmp_pat
     second = quick_start_clone(second_root, env)
 
     assert {"reports/ingest.ipynb", "reports/evaluate.ipynb", "models/failure-predictor.skops",
-            "metrics/evaluate.json", "data/raw.csv"} <= set(first)
+            "metrics/evaluate.json", "data/raw.csv", f"{FRAUD}/models/fraud-detector.skops",
+            f"{FRAUD}/metrics/evaluate.json", f"{FRAUD}/reports/train.ipynb"} <= set(first)
     assert sorted(first) == sorted(second)
     differing = [path for path in first if first[path] != second[path]]
     assert differing == [], f"outputs differ between {first_root} and {second_root}: {differing}"
