@@ -50,18 +50,12 @@ def differing_labels(actual: Sequence[Any], expected: Sequence[Any], probabiliti
     label, a column per class) tie within the tolerance between their two likeliest classes."""
     import numpy as np
 
-    actual, expected = list(actual), list(expected)
-    if len(actual) != len(expected):
-        return list(range(max(len(actual), len(expected))))
-    rows = [i for i, (a, e) in enumerate(zip(actual, expected)) if a != e]
-    if not rows or probabilities is None:
-        return rows
-    recorded = np.asarray(probabilities, dtype=np.float64)
-    if recorded.ndim != 2 or recorded.shape[0] != len(expected) or recorded.shape[1] < 2:
+    rows = _unequal(actual, expected)
+    recorded = np.asarray(probabilities if probabilities is not None else [], dtype=np.float64)
+    if not rows or recorded.ndim != 2 or recorded.shape[0] != len(expected) or recorded.shape[1] < 2:
         return rows
     top = np.sort(recorded[rows], axis=1)[:, -2:]
-    tied = near(top[:, 0], top[:, 1])
-    return [row for row, tie in zip(rows, tied.tolist()) if not tie]
+    return [row for row, tie in zip(rows, near(top[:, 0], top[:, 1]).tolist()) if not tie]
 
 
 def differing_decisions(actual: Sequence[Any], expected: Sequence[Any], scores: Any, threshold: float) -> list[int]:
@@ -69,15 +63,19 @@ def differing_decisions(actual: Sequence[Any], expected: Sequence[Any], scores: 
     probability) is the threshold within the tolerance."""
     import numpy as np
 
+    rows = _unequal(actual, expected)
+    if not rows or scores is None or len(scores) != len(expected):
+        return rows
+    on_threshold = near(np.asarray(scores, dtype=np.float64)[rows], np.full(len(rows), float(threshold)))
+    return [row for row, close in zip(rows, on_threshold.tolist()) if not close]
+
+
+def _unequal(actual: Sequence[Any], expected: Sequence[Any]) -> list[int]:
+    """The rows that differ (every row when the lengths differ)."""
     actual, expected = list(actual), list(expected)
     if len(actual) != len(expected):
         return list(range(max(len(actual), len(expected))))
-    rows = [i for i, (a, e) in enumerate(zip(actual, expected)) if a != e]
-    if not rows or scores is None:
-        return rows
-    recorded = np.asarray(scores, dtype=np.float64)
-    at_threshold = near(recorded[rows], np.full(len(rows), float(threshold)))
-    return [row for row, close in zip(rows, at_threshold.tolist()) if not close]
+    return [i for i, (a, e) in enumerate(zip(actual, expected)) if a != e]
 
 
 def differences(predictions: Any, expected: dict[str, Any], probabilities: Any = None,
