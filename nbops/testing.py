@@ -259,8 +259,9 @@ def register_model(
     `project`/registry; a folder or an fsspec URL), without a pipeline: for tests and benchmarks
     of what reads packages. `version=None` publishes the next version. Returns the package folder
     (its URL for a remote registry)."""
-    from . import package, record
-    from .registry import Registry
+    from .promotion import package
+    from .pipeline import record
+    from .models.registry import Registry
 
     project = Path(project)
     with environment({record.ENV_ROOT: str(project), record.ENV_STAGE: "train", record.ENV_JOURNAL: None}):
