@@ -40,9 +40,11 @@ class StageCall:
 def calls_not_for_a_stage(cells: Iterable[tuple[int, str]]) -> list[StageCall]:
     """The calls of NOT_FOR_A_STAGE in `cells` ((0-based index, source) of each code cell), in
     order: `%nbops` magics, and calls through `import nbops` or `from nbops import …`."""
+    from ..pipeline.stages import cell_python, nbops_bindings
+
     cells = list(cells)
-    trees = {index: tree for index, source in cells if (tree := _python(source)) is not None}
-    modules, functions = _bindings(trees.values())
+    trees = {index: tree for index, source in cells if (tree := cell_python(source)) is not None}
+    modules, functions = nbops_bindings(trees.values(), NOT_FOR_A_STAGE)
     found = []
     for index, source in cells:
         lines = source.splitlines()
@@ -55,27 +57,6 @@ def calls_not_for_a_stage(cells: Iterable[tuple[int, str]]) -> list[StageCall]:
             if name is not None:
                 found.append(StageCall(name, index + 1, node.lineno, lines[node.lineno - 1].strip()))
     return sorted(found, key=lambda call: (call.cell, call.line))
-
-
-def _python(source: str) -> ast.Module | None:
-    lines = [line if not line.lstrip().startswith(("%", "!")) else "" for line in source.splitlines()]
-    try:
-        return ast.parse("\n".join(lines))
-    except SyntaxError:
-        return None
-
-
-def _bindings(trees: Iterable[ast.Module]) -> tuple[set[str], dict[str, str]]:
-    """The names bound to nbops (`import nbops as nb`) and to its calls (`from nbops import promote as p`)."""
-    modules: set[str] = set()
-    functions: dict[str, str] = {}
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                modules.update(alias.asname or alias.name for alias in node.names if alias.name == "nbops")
-            elif isinstance(node, ast.ImportFrom) and node.module == "nbops":
-                functions.update({alias.asname or alias.name: alias.name for alias in node.names if alias.name in NOT_FOR_A_STAGE})
-    return modules, functions
 
 
 def _called(node: ast.AST, modules: set[str], functions: dict[str, str]) -> str | None:
