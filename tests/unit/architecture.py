@@ -617,6 +617,9 @@ def check_outside(
 def outside_scripts() -> dict[str, str]:
     """bench/, examples/, the root project's notebooks and the init template, by path; a paired
     notebook is read once (its percent script)."""
-    paths = sorted({p for pattern in OUTSIDE for p in REPO.glob(pattern) if ".venv" not in p.parts})
+    paths = sorted({  # not hidden folders (a virtual environment, .dvc, .nbops/scratch) nor installed packages
+        p for pattern in OUTSIDE for p in REPO.glob(pattern)
+        if not any(part.startswith(".") or part in ("site-packages", "venv") for part in p.relative_to(REPO).parts[:-1])
+    })
     kept = [p for p in paths if not (p.suffix == ".ipynb" and p.with_suffix(".py") in paths)]
     return {p.relative_to(REPO).as_posix(): script_source(p) for p in kept}
