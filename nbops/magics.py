@@ -1,7 +1,10 @@
 """IPython extension: `%load_ext nbops`, then `%nbops promote NAME [--to production] ...`.
 
 The magic parses its line with the `nbops` command's own parser and makes the same library
-call; the result is returned, so JupyterLab shows it (a promotion shows its HTML card).
+call; the result is returned, so JupyterLab shows it (a promotion shows its HTML card). An
+error is the library's own, shown as the library shows it in a cell: a refused promotion as
+its card, then `PromotionError: … refused`, any other NbopsError as its one line
+(`NbopsError._render_traceback_`), never relabelled as a usage mistake.
 """
 
 from __future__ import annotations
@@ -11,10 +14,7 @@ from typing import Any
 
 
 def nbops_magic(line: str) -> Any:
-    from IPython.core.error import UsageError
-
     from .cli import build_parser
-    from .core.exceptions import NbopsError
 
     parser = build_parser()
     try:
@@ -22,13 +22,10 @@ def nbops_magic(line: str) -> Any:
     except SystemExit:  # argparse printed the usage or --help
         return None
     call = getattr(args, "call", None)
-    try:
-        if call is not None:
-            return call(args)
-        args.handler(args)
-        return None
-    except NbopsError as exc:
-        raise UsageError(f"nbops: {exc}") from None
+    if call is not None:
+        return call(args)
+    args.handler(args)
+    return None
 
 
 def register(ipython: Any) -> None:

@@ -1,6 +1,7 @@
 """Helpers for testing nbops projects with real git, DVC and kernels (ours and our users').
 
     from nbops.testing import command_env, copy_project, init_repo, run, execute_as_jupyterlab, fresh_venv
+    from nbops.testing import check_project  # `nbops check`'s findings, for a project's own tests
 
 They build throwaway projects in a temporary folder: a real git repository with DVC
 initialised, an environment in which `nbops` and `dvc` resolve to this interpreter's, a git
@@ -22,6 +23,14 @@ import yaml
 
 #: What makes up the example project beside the library (copied by `copy_project`).
 PROJECT_FILES = ("notebooks", "plantsim", "params.yaml", "dvc.yaml", "jupytext.toml")
+
+
+def check_project(root: str | os.PathLike[str] | None = None) -> Any:
+    """`nbops check`'s findings for the project at `root` (a `CheckResult`: `.errors`, `.findings`),
+    for a project's own tests: the one `nbops init` writes asserts there are no errors."""
+    from .authoring.check import check_project as check
+
+    return check(root)
 
 
 def command_env(home: str | os.PathLike[str], extra: Mapping[str, str] | None = None) -> dict[str, str]:

@@ -199,7 +199,7 @@ def captured_scores(capture: Path, sent: dict[str, Any], roles: tuple[str, ...],
     import numpy as np
     import pandas as pd
 
-    from nbops.runtime.capture import read_records
+    from nbops.runtime import read_records
 
     deadline = time.monotonic() + timeout
     while True:

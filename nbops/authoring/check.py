@@ -25,6 +25,8 @@ Each finding names the file (and line), the stage or parameter, and the fix:
     pair-out-of-sync        a paired .ipynb and .py hold different code              warning
     undeclared-record       the notebook records a metric/plot/model the stage does
                             not declare (DVC would not track it)                      warning
+    not-for-a-stage         a stage notebook promotes or monitors (`nbops.promote`,
+                            `%nbops monitor`): it would at every `dvc repro`           error
     absolute-path-in-report a cell of the stage's report shows the project's absolute
                             path (the report differs in every checkout)              warning
 """
@@ -265,8 +267,22 @@ def _check_stage(
         found += _check_params(root, name, notebook, section, cell.parameters, section_values, entries,
                                dvc_lines, params_lines, add, {key for sect, key in empty if sect == section})
     found += _check_recorded(name, notebook, section, spec, scan_recording(nb), dvc_lines, stage_line)
+    found += _calls_not_for_a_stage(nb_path, name, notebook, nb)
     found += _absolute_paths_in_report(root, name, section)
     return found
+
+
+def _calls_not_for_a_stage(nb_path: Path, name: str, notebook: str, nb: dict[str, Any]) -> list[Finding]:
+    """`nbops.promote(...)`, `%nbops monitor …` and the like in a notebook the stage runs."""
+    from ..pipeline.stages import code_cells
+    from .stage_calls import calls_not_for_a_stage, describe, file_lines
+
+    calls = calls_not_for_a_stage(code_cells(nb))
+    if not calls:
+        return []
+    lines = file_lines(calls, nb_path.read_text(encoding="utf-8")) if nb_path.suffix != ".ipynb" else [None] * len(calls)
+    return [Finding("not-for-a-stage", ERROR, notebook, line, name, describe(call, notebook, name))
+            for call, line in zip(calls, lines)]
 
 
 def _absolute_paths_in_report(root: Path, name: str, section: str) -> list[Finding]:

@@ -19,6 +19,9 @@ UNUSED_EXTRAS = (
     "fqdn", "isoduration", "webcolors", "uri_template", "rfc3339_validator", "rfc3986_validator",
 )
 _own_process = False
+#: The variable naming nbops' own process by its pid (`runtime.trust.OWN_PROCESS_ENV`: the runtime
+#: imports nothing of nbops, so this is how it learns that importing skops may skip its walks).
+OWN_PROCESS_ENV = "NBOPS_OWN_PROCESS"
 
 
 def skip_slow_optional_imports() -> None:
@@ -31,6 +34,7 @@ def skip_slow_optional_imports() -> None:
     """
     global _own_process
     _own_process = True
+    os.environ[OWN_PROCESS_ENV] = str(os.getpid())
     if "jsonschema" not in sys.modules:
         sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
 

@@ -18,19 +18,35 @@
     ├── MissingExtraError (ImportError)  an optional dependency is not installed; names the extra
     └── DispatchError                 a CI event (repository_dispatch) that could not be sent
 
-`cli.main` prints `str(error)` of an NbopsError without a traceback (NBOPS_DEBUG=1 shows it).
+`cli.main` prints `str(error)` of an NbopsError without a traceback (NBOPS_DEBUG=1 shows it);
+in a notebook cell (IPython, `%nbops` too) it shows the same line, in red, instead of frames
+of nbops (`_render_traceback_`; NBOPS_DEBUG=1 shows them).
 This module imports nothing of nbops: everything else may import it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+import os
+from typing import Any, Callable
 
 
 class NbopsError(Exception):
     """Base of every error nbops raises on purpose; its message is meant for the user."""
 
     exit_code = 1
+
+    @property
+    def _render_traceback_(self) -> Callable[[], list[str]]:
+        """What IPython shows instead of a traceback when a cell raises this (it asks with
+        `hasattr`): the error as `nbops` prints it on the command line. With NBOPS_DEBUG set
+        there is no such attribute, and IPython shows the traceback."""
+        if os.environ.get("NBOPS_DEBUG"):
+            raise AttributeError("_render_traceback_")
+        return self._short_display
+
+    def _short_display(self) -> list[str]:
+        lines = str(self).splitlines() or [""]
+        return [f"\x1b[0;31m{type(self).__name__}\x1b[0m: {lines[0]}", *lines[1:]]
 
 
 class ProjectError(NbopsError):
@@ -110,9 +126,9 @@ class PromotionError(NbopsError):
         self.failures = failures or []
         self.result = result  # the PromotionResult, when the gates ran
 
-    def _render_traceback_(self) -> list[str]:
-        """In a notebook cell (IPython asks for this instead of a traceback): the promotion card,
-        failed gates in red, then the error in one line per failure — no frames of nbops."""
+    def _short_display(self) -> list[str]:
+        """In a notebook cell: the promotion card, failed gates in red, then the error in one
+        line per failure — no frames of nbops."""
         if self.result is not None and not getattr(self, "_card_shown", False):
             self._card_shown = True  # IPython asks twice: to show the error, then to store it
             try:
@@ -121,7 +137,7 @@ class PromotionError(NbopsError):
                 display(self.result)  # a PromotionResult renders as the promotion card
             except ImportError:  # pragma: no cover - IPython asks for this, so it is there
                 pass
-        return [f"\x1b[0;31mPromotionError\x1b[0m: {line}" if i == 0 else line for i, line in enumerate(str(self).splitlines())]
+        return super()._short_display()
 
 
 class RegistryError(NbopsError):

@@ -48,7 +48,7 @@ def analyse(
         if acc.scores.count:
             prediction = column_drift(profile["scores"], acc.scores, config.drift, (profile.get("sample") or {}).get("scores"))
             prediction["of"] = profile["scores"].get("of") or "score"
-            charts["score: " + prediction["of"]] = chart(profile["scores"], acc.scores)
+            charts["score: " + prediction["of"]] = chart(profile["scores"], acc.scores, probability_bounds(prediction["of"]))
         else:
             notes.append("no scores in the current data (captured probabilities or predictions): prediction drift not tested")
     if acc.rows == 0:
@@ -74,10 +74,16 @@ def analyse(
     )
 
 
-def chart(reference: Mapping[str, Any], current: Any) -> dict[str, Any]:
+def probability_bounds(of: str) -> tuple[float, float] | None:
+    """(0, 1) for a score that is a probability (`record` profiles a classifier's as "probability
+    of class …"): its chart's outer bins end there, not at "> 1"."""
+    return (0.0, 1.0) if str(of).startswith("probability") else None
+
+
+def chart(reference: Mapping[str, Any], current: Any, bounds: tuple[float, float] | None = None) -> dict[str, Any]:
     """Reference and current shares to draw: deciles for numbers, the top categories otherwise."""
     if reference["kind"] == "numeric":
-        ref, cur, labels = numeric_shares(reference, current, decile_bins(reference))
+        ref, cur, labels = numeric_shares(reference, current, decile_bins(reference), bounds)
         return {"labels": labels, "reference": ref, "current": cur}
     counts = dict(reference.get("categories") or {})
     n = max(sum(counts.values()) + int(reference.get("other") or 0), 1)

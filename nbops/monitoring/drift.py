@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from .accumulate import CategoricalAccumulator, NumericAccumulator
 from .profile import _key
@@ -217,27 +217,69 @@ def decile_bins(reference: Mapping[str, Any]) -> list[int]:
     return [0, *[c for c in cuts if 0 < c < edges.size - 1], edges.size - 1]
 
 
-def numeric_shares(reference: Mapping[str, Any], current: NumericAccumulator, cuts: list[int]) -> tuple[list[float], list[float], list[str]]:
-    """Reference and current shares over: below the reference min, the bins between `cuts`, above its max."""
+def numeric_shares(
+    reference: Mapping[str, Any], current: NumericAccumulator, cuts: list[int], bounds: tuple[float, float] | None = None,
+) -> tuple[list[float], list[float], list[str]]:
+    """Reference and current shares over: below the reference min, the bins between `cuts`, above
+    its max. With `bounds` (a probability's 0 and 1) the two outer bins end there ("0.998 – 1",
+    not "> 1")."""
     import numpy as np
 
     ref_counts = np.asarray(reference["counts"], dtype=float)
     n = max(ref_counts.sum(), 1)
     m = max(current.count, 1)
     edges = reference["edges"]
-    ref_shares, cur_shares, labels = [0.0], [current.below / m], [f"< {_fmt(edges[0])}"]
-    for a, b in zip(cuts[:-1], cuts[1:]):
+    shown = edge_labels([*([bounds[0]] if bounds else []), *(edges[c] for c in cuts), *([bounds[1]] if bounds else [])])
+    low, high = (shown[0], shown[-1]) if bounds else (None, None)
+    shown = shown[1:-1] if bounds else shown
+    ref_shares, cur_shares = [0.0], [current.below / m]
+    labels = [f"{low} – {shown[0]}" if bounds else f"< {shown[0]}"]
+    for i, (a, b) in enumerate(zip(cuts[:-1], cuts[1:])):
         ref_shares.append(float(ref_counts[a:b].sum()) / n)
         cur_shares.append(float(current.counts[a:b].sum()) / m)
-        labels.append(f"{_fmt(edges[a])} – {_fmt(edges[b])}")
+        labels.append(f"{shown[i]} – {shown[i + 1]}")
     ref_shares.append(0.0)
     cur_shares.append(current.above / m)
-    labels.append(f"> {_fmt(edges[-1])}")
+    labels.append(f"{shown[-1]} – {high}" if bounds else f"> {shown[-1]}")
     return ref_shares, cur_shares, labels
 
 
-def _fmt(value: float) -> str:
-    return f"{value:.4g}"
+#: Thousands and up are written with a suffix: 12.5k, 3.1M.
+_SUFFIXES = ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k"))
+
+
+def edge_labels(edges: Sequence[float]) -> list[str]:
+    """Bin edges as a person reads them on a chart: with as few significant digits (3 to 6) as
+    tell neighbours apart, thousands and up as 12.5k / 3.1M, and an edge that is zero beside its
+    neighbours (1.1e-09 next to 5.3) as 0."""
+    def zero_beside_neighbours(i: int, value: float) -> bool:
+        near = [abs(edges[j]) for j in (i - 1, i + 1) if 0 <= j < len(edges) and math.isfinite(edges[j])]
+        return math.isfinite(value) and bool(near) and abs(value) <= 1e-6 * max(near)
+
+    values = [0.0 if zero_beside_neighbours(i, v) else v for i, v in enumerate(edges)]
+
+    def needed(a: float, b: float) -> int:  # the digits that tell two neighbours apart
+        return next((d for d in range(3, 7) if a == b or _number(a, d) != _number(b, d)), 6)
+
+    pairs = [needed(a, b) for a, b in zip(values, values[1:])]
+    digits = [max([3, *pairs[max(i - 1, 0):i + 1]]) for i in range(len(values))]
+    return [_number(v, d) for v, d in zip(values, digits)]
+
+
+def _number(value: float, digits: int) -> str:
+    if not math.isfinite(value):
+        return str(value)
+    for scale, suffix in _SUFFIXES:
+        if abs(value) >= scale * 0.9995:
+            return f"{_plain(value / scale, digits)}{suffix}"
+    return _plain(value, digits)
+
+
+def _plain(value: float, digits: int) -> str:
+    text = f"{value:.{digits}g}"
+    if "e+" in text:  # 999.97 at three digits: 1e+03; as a number, 1000
+        text = f"{value:.0f}"
+    return text
 
 
 # --- one column ------------------------------------------------------------------------------------

@@ -6,6 +6,7 @@ reference's deciles (numeric; plus a bin each side of the training range) or its
 
 from __future__ import annotations
 
+import math
 from html import escape
 from typing import Any, Sequence
 
@@ -26,11 +27,29 @@ _STYLE = """
 """
 
 
-def bars_svg(labels: Sequence[str], reference: Sequence[float], current: Sequence[float], width: int = 360, height: int = 170) -> str:
-    """Grouped bars of reference and current shares, as inline SVG."""
+#: The bins' labels under a chart: their font size (px), and a character's width at it, taken
+#: generously (digits and most letters are narrower), to leave the rotated labels room.
+LABEL_FONT = 9
+_CHAR_WIDTH = 0.62 * LABEL_FONT
+_SLANT = math.radians(40)
+#: Characters of a label written under its bars (the bars' tooltips hold all of it): a bin's
+#: two edges always fit (edge_labels), a long category's name is shortened.
+LABEL_LIMIT = 28
+
+
+def bars_svg(labels: Sequence[str], reference: Sequence[float], current: Sequence[float], width: int = 360, plot_height: int = 118) -> str:
+    """Grouped bars of reference and current shares, as inline SVG. The labels, slanted under the
+    bars, are measured: the picture grows below (and the plot moves right) until the longest fits,
+    so none is cut or clipped."""
     count = max(len(labels), 1)
-    left, bottom, top = 34, 44, 8
-    plot_w, plot_h = width - left - 6, height - bottom - top
+    shown = [_short(str(label), LABEL_LIMIT) for label in labels]
+    longest = max([len(text) for text in shown] or [0]) * _CHAR_WIDTH
+    top, gap = 8, 8
+    bottom = math.ceil(gap + longest * math.sin(_SLANT) + LABEL_FONT * 1.2)
+    slot = (width - 40) / count
+    left = max(34, math.ceil(longest * math.cos(_SLANT) - slot / 2 + 4))
+    plot_w, plot_h = width - left - 6, plot_height
+    height = top + plot_h + bottom
     peak = max([*reference, *current, 0.01])
     slot = plot_w / count
     bar = max(slot * 0.38, 1.0)
@@ -47,14 +66,14 @@ def bars_svg(labels: Sequence[str], reference: Sequence[float], current: Sequenc
                 f'<rect x="{x + j * bar:.1f}" y="{top + plot_h - h:.1f}" width="{bar:.1f}" height="{max(h, 0):.1f}" fill="{colour}">'
                 f'<title>{escape(str(label))}: {"reference" if j == 0 else "current"} {value:.1%}</title></rect>'
             )
-        text = escape(_short(str(label)))
-        cx, cy = left + i * slot + slot / 2, top + plot_h + 8
-        parts.append(f'<text x="{cx:.1f}" y="{cy:.1f}" font-size="8" fill="#5f6b7a" text-anchor="end" transform="rotate(-40 {cx:.1f} {cy:.1f})">{text}</text>')
+        cx, cy = left + i * slot + slot / 2, top + plot_h + gap
+        parts.append(f'<text x="{cx:.1f}" y="{cy:.1f}" font-size="{LABEL_FONT}" fill="#5f6b7a" text-anchor="end" '
+                     f'transform="rotate(-40 {cx:.1f} {cy:.1f})">{escape(shown[i])}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
 
-def _short(text: str, limit: int = 14) -> str:
+def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 

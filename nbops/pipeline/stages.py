@@ -120,7 +120,7 @@ def code_cells(nb: dict[str, Any]) -> Iterable[tuple[int, str]]:
             yield index, params_mod.cell_source(cell)
 
 
-def _python(source: str) -> ast.Module | None:
+def cell_python(source: str) -> ast.Module | None:
     """A cell's source as Python, IPython magics and shell lines blanked; None if unparsable."""
     lines = [line if not line.lstrip().startswith(("%", "!")) else "" for line in source.splitlines()]
     try:
@@ -132,15 +132,8 @@ def _python(source: str) -> ast.Module | None:
 def scan_recording(nb: dict[str, Any]) -> Recorded:
     """The recording calls in a notebook's code cells: `nbops.log_metric(...)`, `import nbops as
     nb; nb.log_plot(...)` and `from nbops import save_model; save_model(...)` alike."""
-    trees = [tree for _, source in code_cells(nb) if (tree := _python(source)) is not None]
-    modules: set[str] = set()
-    functions: dict[str, str] = {}
-    for tree in trees:
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Import):
-                modules.update(alias.asname or alias.name for alias in node.names if alias.name == "nbops")
-            elif isinstance(node, ast.ImportFrom) and node.module == "nbops":
-                functions.update({alias.asname or alias.name: alias.name for alias in node.names if alias.name in _RECORDING})
+    trees = [tree for _, source in code_cells(nb) if (tree := cell_python(source)) is not None]
+    modules, functions = nbops_bindings(trees, _RECORDING)
     found = Recorded()
     for tree in trees:
         for node in ast.walk(tree):
@@ -155,6 +148,21 @@ def scan_recording(nb: dict[str, Any]) -> Recorded:
                 continue
             _note_call(found, name, node)
     return found
+
+
+def nbops_bindings(trees: Iterable[ast.Module], wanted: Iterable[str]) -> tuple[set[str], dict[str, str]]:
+    """The names cells bind to nbops (`import nbops as nb`: {"nb"}) and to its functions among
+    `wanted` (`from nbops import save_model as s`: {"s": "save_model"})."""
+    wanted = set(wanted)
+    modules: set[str] = set()
+    functions: dict[str, str] = {}
+    for tree in trees:
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Import):
+                modules.update(alias.asname or alias.name for alias in node.names if alias.name == "nbops")
+            elif isinstance(node, ast.ImportFrom) and node.module == "nbops":
+                functions.update({alias.asname or alias.name: alias.name for alias in node.names if alias.name in wanted})
+    return modules, functions
 
 
 def _literal(node: ast.Call, position: int, keyword: str) -> tuple[bool, Any]:

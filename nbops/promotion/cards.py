@@ -8,12 +8,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
+#: The card's own look. Its table cells' selector names the card's class twice: JupyterLab
+#: right-aligns output tables with `:not(.jp-RenderedMarkdown).jp-RenderedHTMLCommon td`, two
+#: classes and a type, which a plain `.nbops-card td` loses to.
 _STYLE = """
 <style>
 .nbops-card{font-family:system-ui,-apple-system,Segoe UI,sans-serif;max-width:60rem;line-height:1.4;color:#1f2328}
 .nbops-card h1,.nbops-card h2{margin:.6em 0 .3em}
 .nbops-card table{border-collapse:collapse;margin:.4em 0}
-.nbops-card td,.nbops-card th{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;vertical-align:top}
+.nbops-card.nbops-card table td,.nbops-card.nbops-card table th{border:1px solid #d0d7de;padding:.25em .6em;text-align:left;vertical-align:top}
 .nbops-card .pass{color:#1a7f37;font-weight:600}.nbops-card .fail{color:#cf222e;font-weight:600}
 .nbops-card code{background:#f6f8fa;padding:0 .2em}
 .nbops-card .muted{color:#656d76}
@@ -121,9 +124,12 @@ def promotion_card(result: Any) -> str:
         f"<td>{'<br>'.join([*(f'<span class=fail>{_e(f)}</span>' for f in g.failures), *(_e(d) for d in g.details)])}</td></tr>"
         for g in result.gates
     )
+    registry = f"<code>{_e(result.registry)}</code>" if getattr(result, "registry", None) else "the registry"
     where = (
-        f"<p>Package: <code>{_e(result.path)}</code><br>Wheel: <code>{_e(result.wheel)}</code></p>"
-        if result.path else f"<p class='muted'>{'dry run: ' if result.dry_run else ''}nothing was written</p>"
+        f"<p>Registry: {registry}<br>Package: <code>{_e(result.path)}</code><br>Wheel: <code>{_e(result.wheel)}</code></p>"
+        if result.path else
+        f"<p class='muted'>{'dry run: ' if result.dry_run else 'refused: ' if not result.ok else ''}"
+        f"nothing was written to {registry}</p>"
     )
     done = "assigned" if getattr(result, "action", "publish") == "assign" else "promoted"
     verdict = (

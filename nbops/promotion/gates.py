@@ -25,6 +25,8 @@ _CONDITION = re.compile(r"^\s*(>=|<=|==|>|<)?\s*([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE]
 _OPERATORS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq,
 }
+#: How a threshold reads in a gate's details: "roc_auc 0.97 ≥ 0.8" when met, "roc_auc 0.97, needs ≥ 0.999" when not.
+_SYMBOLS = {">=": "≥", ">": ">", "<=": "≤", "<": "<", "==": "="}
 
 
 @dataclass
@@ -53,6 +55,7 @@ class Candidate:
     model_sha256: str | None = None  # of the model file, hashed once (by the freshness gate)
     notes: list[str] = field(default_factory=list)
     details: dict[str, list[str]] = field(default_factory=dict)  # gate -> what it compared
+    dirty_lineage: bool = False  # staging from uncommitted changes: the version's lineage says "dirty"
 
     def detail(self, gate: str, text: str) -> None:
         """Note what `gate` compared (a metric against its threshold, a hash against the recorded one)."""
@@ -136,8 +139,10 @@ def thresholds_gate(c: Candidate) -> list[str]:
             failures.append(f"threshold {metric} {op} {bound:g}: no stage recorded a metric '{metric}' (recorded: {recorded})")
             continue
         stage = c.metric_stages[metric]
-        c.detail("thresholds", f"{metric} {c.metrics[metric]:g} {op} {bound:g} (stage '{stage}')")
-        if not _OPERATORS[op](c.metrics[metric], bound):
+        met = _OPERATORS[op](c.metrics[metric], bound)
+        compared = f" {_SYMBOLS[op]} " if met else f", needs {_SYMBOLS[op]} "  # a failed one must not read as true
+        c.detail("thresholds", f"{metric} {c.metrics[metric]:g}{compared}{bound:g} (stage '{stage}')")
+        if not met:
             failures.append(
                 f"threshold {metric} {op} {bound:g}: {metric} is {c.metrics[metric]:g} "
                 f"(recorded by stage '{stage}' in metrics/{stage}.json)"
@@ -223,8 +228,7 @@ def clean_tree_gate(c: Candidate) -> list[str]:
     required = "" if c.target == "production" else " (a clean tree is required for production only)"
     c.detail("clean-tree", f"git {commit}, {state}{required}")
     if c.target != "production":
-        if c.git is None or c.git.dirty:
-            c.notes.append("staging from a tree with uncommitted pipeline changes: lineage marked dirty")
+        c.dirty_lineage = c.git is None or c.git.dirty  # the note says so once the outcome is known (lineage_note)
         return []
     if c.git is None or c.git.commit is None:
         return ["production needs a git commit to reproduce the version from; commit the project first"]

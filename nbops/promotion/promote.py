@@ -214,6 +214,7 @@ def _finish(
         name, candidate.target, version, dry_run, results, candidate.metrics,
         registry=reg.root, notes=list(candidate.notes),
     )
+    result.notes += lineage_note(candidate, result)
     _refuse_on_failures(result)
     if dry_run:
         return result
@@ -223,6 +224,19 @@ def _finish(
     if git_tag:
         result.tags = tag_git(candidate.root, name, version, candidate.target)
     return result
+
+
+def lineage_note(candidate: gates_mod.Candidate, result: PromotionResult) -> list[str]:
+    """Staging from uncommitted changes: said in the tense of what happened (a refused promotion
+    or a dry run writes nothing, so marks nothing)."""
+    if not candidate.dirty_lineage:
+        return []
+    what = "the tree has uncommitted pipeline changes"
+    if not result.ok:
+        return [f"{what}: a version promoted from it would have its lineage marked dirty"]
+    if result.dry_run:
+        return [f"{what}: the version's lineage would be marked dirty"]
+    return [f"{what}: the version's lineage is marked dirty"]
 
 
 def _refuse_on_failures(result: PromotionResult) -> None:

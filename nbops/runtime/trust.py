@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 import re
 import zipfile
 from typing import Any, Iterable, Sequence
@@ -144,6 +145,10 @@ def check_schema(data: bytes, where: str, extra: Sequence[str] = ()) -> list[str
 
 #: Set by `own_process()`: this process runs only nbops (a server, the parity check), no user code.
 _OWN_PROCESS = False
+#: nbops' own commands name their process here (its pid), before they know whether they will load
+#: a model; a child (a kernel, a user's script) inherits the variable but not the pid, so it is
+#: never taken for nbops' own. The runtime imports nothing of nbops: this is the whole contract.
+OWN_PROCESS_ENV = "NBOPS_OWN_PROCESS"
 
 
 def own_process() -> None:
@@ -151,6 +156,11 @@ def own_process() -> None:
     check), so `import_skops` may skip skops' default catalog; never call it in a user's kernel."""
     global _OWN_PROCESS
     _OWN_PROCESS = True
+
+
+def is_own_process() -> bool:
+    """Whether this process runs nothing but nbops (`own_process()`, or `OWN_PROCESS_ENV`)."""
+    return _OWN_PROCESS or os.environ.get(OWN_PROCESS_ENV) == str(os.getpid())
 
 
 def import_skops() -> Any:
@@ -163,9 +173,7 @@ def import_skops() -> Any:
     for anything else there."""
     import sys
 
-    startup = sys.modules.get("nbops.core._startup")  # nbops' own commands say so there (absent in a wheel)
-    owned = _OWN_PROCESS or bool(getattr(startup, "_own_process", False))
-    if "skops.io" in sys.modules or not owned:
+    if "skops.io" in sys.modules or not is_own_process():
         import skops.io
 
         return skops.io

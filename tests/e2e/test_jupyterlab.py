@@ -3,8 +3,10 @@ on a reproduced copy of the example project with the notebook git filter set up 
 
 What a person sees: opening a committed notebook does not mark it modified; running all its
 cells and saving leaves `dvc status` and `git status` clean; `nbops.promote(...)` in a cell shows
-the card with the version and every gate with what it compared, and a refused one shows the card
-with the failed gates in red and a one-line error instead of a traceback through nbops.
+the card with the version, the registry and every gate with what it compared, left-aligned; a
+refused one shows the card with the failed gates in red (a failed gate saying what it needed)
+and a one-line error instead of a traceback through nbops, and so does `%nbops promote`; a
+promote cell saved in a stage notebook reaches its paired script, and `nbops check` names it.
 """
 
 from __future__ import annotations
@@ -169,15 +171,19 @@ def test_run_all_and_save_leave_dvc_status_and_git_status_clean(lab):
     assert run(["git", "status", "--porcelain"], project, env).stdout == ""
 
 
-def test_promote_in_a_cell_shows_the_version_and_what_every_gate_compared(lab):
-    project, env, page, base = lab
+def write_cells(path: Path, *sources: str) -> None:
     notebook = {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": "promote", "metadata": {}, "outputs": [],
-                   "source": f"import nbops\nnbops.promote({MODEL!r})"}],
+        "cells": [{"cell_type": "code", "execution_count": None, "id": f"cell-{i}", "metadata": {}, "outputs": [],
+                   "source": source} for i, source in enumerate(sources)],
         "metadata": {"kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python", "name": "python3"}},
         "nbformat": 4, "nbformat_minor": 5,
     }
-    (project / "promote.ipynb").write_text(json.dumps(notebook))
+    path.write_text(json.dumps(notebook))
+
+
+def test_promote_in_a_cell_shows_the_version_and_what_every_gate_compared(lab):
+    project, env, page, base = lab
+    write_cells(project / "promote.ipynb", f"import nbops\nnbops.promote({MODEL!r})")
     open_notebook(page, base, "promote.ipynb")
     run_all(page)
     card = page.locator(".nbops-card")
@@ -189,10 +195,14 @@ def test_promote_in_a_cell_shows_the_version_and_what_every_gate_compared(lab):
     details = {name: row.locator("td").nth(2).inner_text() for name, row in rows.items()}
     assert all(details.values()), details  # every gate says what it compared
     metrics = json.loads((project / "metrics/evaluate.json").read_text())
-    assert f"roc_auc {metrics['roc_auc']:g} >= 0.8 (stage 'evaluate')" in details["thresholds"]
-    assert f"recall {metrics['recall']:g} >= 0.3 (stage 'evaluate')" in details["thresholds"]
+    assert f"roc_auc {metrics['roc_auc']:g} ≥ 0.8 (stage 'evaluate')" in details["thresholds"]
+    assert f"recall {metrics['recall']:g} ≥ 0.3 (stage 'evaluate')" in details["thresholds"]
     assert "no version in staging yet" in details["champion"]
     assert "sample rows: predictions and probabilities identical" in details["parity"]
+    # JupyterLab right-aligns the tables of outputs; the card's own style must win there
+    aligned = card.locator("td, th").evaluate_all("cells => [...new Set(cells.map(c => getComputedStyle(c).textAlign))]")
+    assert aligned == ["left"], aligned
+    assert f"Registry: {project.parent / 'registry'}" in card.locator("p").first.inner_text()
 
 
 def test_a_refused_promotion_shows_the_card_with_failed_gates_in_red_not_a_traceback(lab):
@@ -205,10 +215,53 @@ def test_a_refused_promotion_shows_the_card_with_failed_gates_in_red_not_a_trace
     failed = card.locator("tr.gate-fail")
     assert failed.count() == 1 and failed.locator("td").nth(0).inner_text() == "thresholds"
     assert failed.locator("td.fail").evaluate("e => getComputedStyle(e).color") == "rgb(207, 34, 46)"
-    assert "roc_auc is" in failed.locator("td").nth(2).inner_text()
+    detail = failed.locator("td").nth(2).inner_text()
+    assert "roc_auc is" in detail and ", needs ≥ 0.9999 (stage 'evaluate')" in detail, detail  # not "x >= 0.9999"
+    assert "lineage is marked dirty" not in card.inner_text()  # nothing was written, so nothing was marked
     champion = card.locator("tr.gate-pass", has_text="champion").locator("td").nth(2).inner_text()
     assert "vs staging's" in champion and "(version 0.1.0)" in champion  # the champion's value, compared
     error = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']",
                          has_text="PromotionError").inner_text()
     assert error.startswith("PromotionError: promotion of 'failure-predictor' to staging refused")
     assert "Traceback" not in error and "nbops/" not in error and "File " not in error
+
+
+def test_the_magic_shows_a_refusal_as_the_function_does(lab):
+    """`%nbops promote` (still refused: the thresholds above) shows the card and the one-line
+    PromotionError, not a UsageError that drops the card; a dry run says nothing was written."""
+    project, env, page, base = lab
+    write_cells(project / "magic.ipynb", "%load_ext nbops", f"%nbops promote {MODEL} --dry-run")
+    open_notebook(page, base, "magic.ipynb")
+    run_all(page)
+    page.locator(".nbops-card h2", has_text="refused").wait_for()
+    card = page.locator(".nbops-card")
+    assert f"dry run: nothing was written to {project.parent / 'registry'}" in card.inner_text()
+    assert card.locator("tr.gate-fail td").nth(0).inner_text() == "thresholds"
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']").all_inner_texts()
+    assert len(errors) == 1 and errors[0].startswith("PromotionError: promotion of 'failure-predictor' to staging refused")
+    assert "UsageError" not in errors[0] and "Traceback" not in errors[0]
+
+
+def test_a_promote_cell_saved_in_a_stage_notebook_is_named_by_check(lab):
+    """A promote cell tried in a stage notebook: saving writes it into the paired script the
+    stage runs (the stage goes stale), and `nbops check` names the notebook, cell and line."""
+    project, env, page, base = lab
+    open_notebook(page, base, "notebooks/evaluate.ipynb")
+    call = f"nbops.promote({MODEL!r})"
+    cells = page.evaluate(f"""() => {{ const shared = window.jupyterapp.shell.currentWidget.context.model.sharedModel;
+        shared.insertCell(shared.cells.length, {{cell_type: 'code', source: {call!r}}}); return shared.cells.length; }}""")
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+    assert call in (project / "notebooks/evaluate.py").read_text()  # jupytext wrote it into the script
+    assert "evaluate" in run(["dvc", "status"], project, env).stdout  # the stage is stale
+    checked = run(["nbops", "check"], project, env, check=False)
+    assert checked.returncode == 1, checked.stdout + checked.stderr
+    [finding] = [line for line in checked.stdout.splitlines() if "[not-for-a-stage]" in line]
+    script = (project / "notebooks/evaluate.py").read_text().splitlines()
+    line = script.index(call) + 1
+    assert finding.startswith(f"notebooks/evaluate.py:{line}: error: notebooks/evaluate.py (cell {cells}, line 1): `{call}`")
+    page.evaluate("() => { const shared = window.jupyterapp.shell.currentWidget.context.model.sharedModel;"
+                  " shared.deleteCell(shared.cells.length - 1); }")
+    page.keyboard.press("Control+s")
+    page.wait_for_function("() => !window.jupyterapp.shell.currentWidget.context.model.dirty")
+    assert run(["git", "status", "--porcelain", "notebooks"], project, env).stdout == ""

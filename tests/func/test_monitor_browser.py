@@ -70,11 +70,13 @@ def test_report_renders_its_charts_in_chromium(tmp_path):
     rng = np.random.default_rng(0)
     import pandas as pd
 
-    reference = pd.DataFrame({"speed": rng.normal(50, 5, 3000), "load": rng.gamma(2, 2, 3000)})
+    amount = rng.exponential(800, 3000)
+    amount[7] = 1.138e-09  # a wide-ranged column: its lowest edge was shown "1.138e-09 – 5…" and clipped
+    reference = pd.DataFrame({"speed": rng.normal(50, 5, 3000), "load": rng.gamma(2, 2, 3000), "amount": amount})
     model = LogisticRegression().fit(reference, (reference["speed"] > 50).astype(int))
     (tmp_path / "params.yaml").write_text("")
     register_model(tmp_path, "viewer", model, reference)
-    current = pd.DataFrame({"speed": rng.normal(55, 5, 2000), "load": rng.gamma(2, 2, 2000)})
+    current = pd.DataFrame({"speed": rng.normal(55, 5, 2000), "load": rng.gamma(2, 2, 2000), "amount": rng.exponential(900, 2000)})
     write_capture(tmp_path / "capture", "viewer", current, predictions=model.predict(current).tolist(),
                   probabilities=model.predict_proba(current).tolist())
     result = nbops.monitor("viewer", capture=str(tmp_path / "capture"), root=tmp_path, registry=str(tmp_path / "registry"))
@@ -94,12 +96,30 @@ def test_report_renders_its_charts_in_chromium(tmp_path):
                 " const bars = [...e.querySelectorAll('rect')].filter(b => b.getBoundingClientRect().height > 0.5);"
                 " return [r.width, r.height, bars.length]; })",
             )
-            assert len(charts) == 3, charts  # two columns and the score
+            assert len(charts) == 4, charts  # three columns and the score
             assert all(width >= 300 and height >= 150 and bars >= 8 for width, height, bars in charts), charts
+            labels = page.eval_on_selector_all(  # each chart's bin labels: their text, and whether all of it is inside
+                "figure",
+                "figs => figs.map(f => { const box = f.querySelector('svg').getBoundingClientRect();"
+                " const texts = [...f.querySelectorAll('svg > text')].filter(t => t.getAttribute('transform'));"
+                " return [f.querySelector('figcaption').textContent, texts.map(t => { const r = t.getBoundingClientRect();"
+                " return [t.textContent, r.left >= box.left - 0.5 && r.right <= box.right + 0.5"
+                " && r.top >= box.top - 0.5 && r.bottom <= box.bottom + 0.5]; })]; })",
+            )
             pixels = decode_png(page.locator("figure").first.screenshot())
         finally:
             browser.close()
     assert requested == [page_file.as_uri()]
+    by_chart = {caption: texts for caption, texts in labels}
+    outside = [(caption, text) for caption, texts in labels for text, inside in texts if not inside]
+    assert not outside, outside  # no label cut at the chart's bottom or left
+    shown = {caption: [text for text, _ in texts] for caption, texts in by_chart.items()}
+    assert not [t for texts in shown.values() for t in texts if "…" in t], shown  # no label shortened
+    assert not [t for t in shown["amount"] if "e-" in t or "e+" in t], shown["amount"]
+    assert shown["amount"][0] == "< 0" and shown["amount"][1].startswith("0 – "), shown["amount"]
+    [score] = [texts for caption, texts in shown.items() if caption.startswith("score: probability")]
+    assert score[0].startswith("0 – ") and score[-1].endswith(" – 1"), score  # a probability: no "> 1" bin
+    assert not [t for t in score if t.startswith(("<", ">"))], score
 
     def count(colour: str) -> int:
         rgb = np.array([int(colour[i : i + 2], 16) for i in (1, 3, 5)])

@@ -96,6 +96,34 @@ def test_default_differs_is_a_warning(project):
     assert "train.n is 4 but the parameters cell of notebooks/train.py sets n = 3" in finding.message
 
 
+def test_promote_and_monitor_calls_in_a_stage_notebook(project):
+    """A promote cell tried in a stage notebook, autosaved into its paired script: the stage would
+    promote at every `dvc repro`. Each form is found, by notebook, cell and line."""
+    script = project / "notebooks/train.py"
+    script.write_text(
+        script.read_text()
+        + "\n# %%\nnbops.promote('model', dry_run=True)\n"
+        + "\n# %%\nfrom nbops import monitor as watch\nresult = watch('model@production', capture='capture/')\n"
+        + "\n# %%\n# %load_ext nbops\n# %nbops promote model --to production\n"
+    )
+    found = [f for f in check_project(project).findings if f.code == "not-for-a-stage"]
+    assert [(f.severity, f.path, f.line, f.stage) for f in found] == [
+        ("error", "notebooks/train.py", 18, "train"), ("error", "notebooks/train.py", 22, "train"),
+        ("error", "notebooks/train.py", 26, "train"),
+    ], [str(f) for f in found]
+    promote, monitor, magic = (f.message for f in found)
+    assert promote.startswith("notebooks/train.py (cell 3, line 1): `nbops.promote('model', dry_run=True)` promotes a model")
+    assert "cell 4, line 2" in monitor and "`result = watch('model@production', capture='capture/')`" in monitor
+    assert "cell 5, line 2" in magic and "`%nbops promote model --to production`" in magic
+    assert "stage 'train' runs this notebook at every `dvc repro`" in promote
+
+
+def test_promote_calls_outside_the_stages_are_fine(project):
+    """The same cells in a notebook no stage runs (where README says promote cells belong)."""
+    write_notebook(project / "notebooks/promote.ipynb", body=["import nbops\nnbops.promote('model')", "%nbops monitor model"])
+    assert [f for f in check_project(project).findings if f.code == "not-for-a-stage"] == []
+
+
 def test_notebook_committed_with_outputs(project, tmp_path):
     env = command_env(tmp_path)
     write_notebook(project / "notebooks/explore.ipynb", ["x = 1"], outputs=True)

@@ -189,3 +189,31 @@ def test_the_bin_lookup_is_searchsorted_exactly():
         x = np.concatenate([rng.choice(reference, 2000), at, np.nextafter(at, np.inf), np.nextafter(at, -np.inf),
                             rng.normal(edges.mean(), edges.std() * 3 + 1, 300)])
         assert (accumulator._bin_index(x) == np.searchsorted(accumulator.edges, x, side="right") - 1).all(), trial
+
+
+def test_chart_labels_are_numbers_a_person_reads():
+    """Bin edges get as few digits as tell them apart, thousands as k, and an edge that is zero
+    beside its neighbours (the 1.138e-09 of a wide-ranged column) is 0, not "1.138e-09 – 5…"."""
+    assert drift.edge_labels([1.138e-09, 5.3, 12.1, 180.5, 4999.7]) == ["0", "5.3", "12.1", "180", "5k"]
+    assert drift.edge_labels([1200, 1450, 1600, 2890]) == ["1.2k", "1.45k", "1.6k", "2.89k"]
+    assert drift.edge_labels([100000, 100010, 100020]) == ["100k", "100.01k", "100.02k"]  # more digits, not "100k" thrice
+    assert drift.edge_labels([0.0012, 0.05, 0.998, 1.0]) == ["0.0012", "0.05", "0.998", "1"]
+    assert drift.edge_labels([1e-9, 2.5e-8]) == ["1e-09", "2.5e-08"]  # a column that small keeps its scale
+
+
+def test_a_probability_chart_ends_at_0_and_1():
+    """The score of a classifier is a probability: its chart's outer bins end at 0 and 1 (a
+    "> 1" bin would hold nothing ever); a regressor's prediction keeps open outer bins."""
+    from nbops.monitoring.analyse import chart, probability_bounds
+
+    rng = np.random.default_rng(3)
+    scores = rng.beta(0.5, 0.5, 5000)
+    profile = build_profile(pd.DataFrame({"x": scores}), scores=scores, score_of="probability of class 1")
+    acc = Accumulators(profile)
+    acc.scores.add(rng.beta(0.5, 0.5, 2000))
+    labels = chart(profile["scores"], acc.scores, probability_bounds(profile["scores"]["of"]))["labels"]
+    assert labels[0].startswith("0 – ") and labels[-1].endswith(" – 1"), labels
+    assert not any(label.startswith(("<", ">")) for label in labels), labels
+    assert probability_bounds("prediction") is None
+    open_labels = chart(profile["scores"], acc.scores)["labels"]
+    assert open_labels[0].startswith("< ") and open_labels[-1].startswith("> ")

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from nbops.authoring.check import check_project
+from nbops.testing import check_project
 
 ROOT = Path(__file__).resolve().parents[1]
 
