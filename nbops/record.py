@@ -309,13 +309,15 @@ def log_checks(
     name: str = "checks",
     examples: int = 5,
     fail: bool = True,
+    source: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Record the result of data checks, and stop the stage when any failed.
 
     `findings` holds one row per failing value: a DataFrame with the columns check, column, row
     and value — or pandera's `SchemaErrors` (or its `failure_cases`) as it is — and None or an
     empty frame when every check passed. `rows` is how many rows were checked; `checks` names
-    every check run, so the plot shows the ones that passed too.
+    every check run, so the plot shows the ones that passed too. `source` names the file checked
+    (its rows are what `row` counts), so the failure's message says where to look.
 
     Writes the metrics rows_checked, checks_failed and rows_failing to metrics/<stage>.json, a
     plot plots/<stage>/<name>.json (failing rows per check, `bar_horizontal`) and the findings
@@ -347,21 +349,26 @@ def log_checks(
     if not plotted:
         plotted = [{"check": "all checks", "failing_rows": 0}]
     log_plot(name, plotted, x="failing_rows", y="check", template="bar_horizontal", title="Failing rows per data check")
-    summary = {"rows": rows, "passed": not failed, "failed": failed}
+    summary: dict[str, Any] = {"rows": rows, "passed": not failed, "failed": failed}
+    if source is not None:
+        summary["source"] = str(source)
+    of = f" of {source}" if source is not None else ""
     _note({"kind": "checks", "stage": current_stage(), "name": name, **summary, "stopped": bool(failed and fail)},
-          f"checks: {'all passed' if not failed else f'{len(failed)} failed'} on {rows} rows")
+          f"checks: {'all passed' if not failed else f'{len(failed)} failed'} on {rows} rows{of}")
     if failed and fail:
-        raise ChecksFailed(describe_failed_checks(failed, rows))
+        raise ChecksFailed(describe_failed_checks(failed, rows, source=summary.get("source")))
     return summary
 
 
-def describe_failed_checks(failed: list[dict[str, Any]], rows: int, limit: int = 3) -> str:
-    """One line: each failed check, its column, its count and a few offending rows."""
+def describe_failed_checks(failed: list[dict[str, Any]], rows: int, limit: int = 3, source: str | None = None) -> str:
+    """One line: each failed check, its column, its count and a few offending rows (of `source`)."""
     parts = []
     for f in failed:
         shown = ", ".join(f"row {e['row']}: {e['value']!r}" for e in f["examples"][:limit])
-        parts.append(f"{f['check']} on {f['column']}: {f['failing_rows']} rows (e.g. {shown})")
-    return f"{len(failed)} data check{'s' if len(failed) != 1 else ''} failed on {rows} rows: " + "; ".join(parts)
+        count = f"{f['failing_rows']} row{'s' if f['failing_rows'] != 1 else ''}"
+        parts.append(f"{f['check']} on {f['column']}: {count} (e.g. {shown})")
+    of = f" of {source}" if source else ""
+    return f"{len(failed)} data check{'s' if len(failed) != 1 else ''} failed on {rows} rows{of}: " + "; ".join(parts)
 
 
 def _findings_table(findings: Any) -> Any:
