@@ -134,10 +134,25 @@ def findings(transactions: pd.DataFrame, batch: Batch) -> pd.DataFrame | None:
         cases["check"] = cases["check"].astype(str)
         # a cross-field check is reported by pandera on every column it reads: keep the one it names
         named = cases["check"].map(CROSS_FIELD)
-        cases = cases[named.isna() | (cases["column"] == named)]
+        cases = cases[named.isna() | (cases["column"] == named)].copy()
+        crossing = cases["check"].isin(list(CROSS_FIELD))
+        if crossing.any():  # the value shown says what it contradicts
+            cases.loc[crossing, "failure_case"] = [
+                _contradiction(check, transactions.loc[row], batch) for check, row in zip(cases.loc[crossing, "check"], cases.loc[crossing, "index"])
+            ]
         cases = _column_rows(_typed_rows(cases, transactions), transactions)
         return cases[["check", "column", "index", "failure_case"]].reset_index(drop=True)
     return None
+
+
+def _contradiction(check: str, row: pd.Series, batch: Batch) -> str:
+    """A cross-field finding's value: the field and what it contradicts."""
+    if check == "seconds_agree_with_datetime":
+        implied = pd.Timestamp(batch.start) + pd.to_timedelta(int(row["tx_time_seconds"]), unit="s")
+        return f"{row['tx_time_seconds']} s from the batch start is {implied}, but tx_datetime is {row['tx_datetime']}"
+    if check == "days_agree_with_seconds":
+        return f"{row['tx_time_days']}, but tx_time_seconds {row['tx_time_seconds']} is day {int(row['tx_time_seconds']) // SECONDS_PER_DAY}"
+    return f"{row['tx_fraud']} with tx_fraud_scenario {row['tx_fraud_scenario']}"
 
 
 def _column_rows(cases: pd.DataFrame, transactions: pd.DataFrame) -> pd.DataFrame:
