@@ -261,6 +261,17 @@ def drift_summary(result: Any) -> dict[str, Any]:
     }
 
 
+def estimate_summary(estimate: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What monitoring estimated from the week's scores (and, once labels joined, realized beside)."""
+    if not estimate:
+        return None
+    keep = ("estimated", "low", "high", "reference", "dropped", "realized", "error", "within")
+    return {
+        "usable": estimate.get("usable"), "rows": estimate.get("rows"), "expected_positives": estimate.get("expected_positives"),
+        "metrics": {name: {k: m[k] for k in keep if k in m} for name, m in (estimate.get("metrics") or {}).items()},
+    }
+
+
 def wait_for(server: Any, check: Any, what: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -370,6 +381,7 @@ def run_story(workdir: Path, plan: Plan = Plan(), log: Any = print) -> dict[str,
             until = now_iso()  # the shadow's answers are captured after the champion's: the window ends once all are in
             result = monitor(f"{MODEL}@{entry['serving']}", capture=str(capture), since=since, until=until, root=project, jobs=1)
             entry["drift"] = drift_summary(result)
+            entry["estimate"] = estimate_summary(result.estimate)  # before the week's labels: the scores alone
             entry["window"] = [since, until]
             weeks.append(entry)
             _label_week(weeks, week - 1, frame, sent_by_week, capture, labels_dir, project, plan, monitor)
@@ -437,6 +449,8 @@ def _label_week(weeks: list[dict[str, Any]], week: int, frame: Any, sent_by_week
         "live": {name: m.get("live") for name, m in performance.items()},
         "recorded": {name: m.get("recorded") for name, m in performance.items()},
         "shadow": shadow,
+        # the estimate made before the labels (the same scores), now beside the realized figures
+        "estimate": estimate_summary(result.estimate),
     }
 
 

@@ -17,6 +17,8 @@ edges        score bin edges for the estimate: quantiles of all scores and of th
              not); a window's estimate needs only per-bin counts and sums (mergeable)
 reliability  the reliability table: RELIABILITY_BINS bins of equal positives by score, each
              with its rows, positives, mean score, mean calibrated score and observed rate
+dispersion   how much more positives vary between stretches of rows than independent rows
+             would (at least 1): the estimate's bands widen by its square root
 reference    the realized figures on these labelled rows (precision and recall at the
              threshold, ROC AUC, average precision, positive rate): what an estimate is
              compared with before any label of the window arrives
@@ -82,9 +84,24 @@ def build_calibration(y_true: Any, scores: Any, *, threshold: float | None = Non
         "edges": [_float(v) for v in bin_edges(s, y, x_map, threshold)],
         "reliability": reliability(y, s, x_map, y_map),
         "reference": realized(y, s, threshold),
+        "dispersion": dispersion(y, np.interp(s, x_map, y_map)),
         "check": check(y, s),
     }
     return entry
+
+
+def dispersion(y: Any, q: Any, chunks: int = RELIABILITY_BINS) -> float:
+    """How much more the positives vary between stretches of rows than independent rows would:
+    the mean of (O − E)² / V over `chunks` consecutive stretches (in the rows' given order, time
+    for a stream), at least 1. Frauds come in bursts — a compromised terminal makes many — so a
+    window's realized figures stray further from the estimate than row-by-row chance allows;
+    estimate.py widens its bands by the square root of this."""
+    import numpy as np
+
+    stretches = [part for part in np.array_split(np.arange(len(y)), chunks) if len(part)]
+    terms = [(float(y[part].sum()) - float(q[part].sum())) ** 2 / max(float((q[part] * (1 - q[part])).sum()), 1.0)
+             for part in stretches]
+    return _round(max(1.0, float(np.mean(terms)))) if terms else 1.0
 
 
 def fit_map(y: Any, s: Any) -> tuple[Any, Any]:

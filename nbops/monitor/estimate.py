@@ -12,7 +12,9 @@ the sum of q(1 − q): `ScoreBins` keeps them, mergeable across parts like every
 How far the realized figure may fall from the estimate by chance alone is drawn, DRAWS times:
 the map is off by its own standard error (each block of the isotonic map by its rate's, from the
 calibration rows it rests on), and each bin's positives are drawn from a binomial of its rows
-and their mean chance (rows independent); the 2.5% and 97.5% quantiles of a metric are its band.
+and their mean chance, the draw's deviation widened by the square root of the calibration data's
+dispersion (positives that come in bursts vary more than independent rows); the 2.5% and 97.5%
+quantiles of a metric are its band.
 Once the window's labels arrive, the realized figure is shown beside the estimate, and one
 outside its band says the relation between scores and outcomes has changed since calibration
 (concept drift: what a score-only estimate cannot see), or that rows are not independent.
@@ -24,6 +26,7 @@ it: the estimate keeps the recall the model had, until labels show otherwise.
 
 from __future__ import annotations
 
+import math
 from typing import Any, Mapping
 
 from .calibration import calibrated
@@ -92,8 +95,13 @@ class ScoreBins:
         per_bin = np.stack([np.interp(centre, x, shift[block]) for shift in shifts])
         rate = np.clip(np.where(self.rows > 0, self.expected / np.maximum(self.rows, 1), 0.0) + per_bin, 0.0, 1.0)
         # binomial, not normal: most bins expect a fraction of a positive, where a normal draw
-        # clipped at zero would shrink the spread
-        return rng.binomial(np.broadcast_to(self.rows, rate.shape), rate).astype(float)
+        # clipped at zero would shrink the spread; widened by the calibration data's dispersion
+        counts = np.broadcast_to(self.rows, rate.shape)
+        drawn = rng.binomial(counts, rate).astype(float)
+        spread = math.sqrt(max(float(self.calibration.get("dispersion") or 1.0), 1.0))
+        if spread > 1.0:
+            drawn = np.clip(counts * rate + spread * (drawn - counts * rate), 0, counts)
+        return drawn
 
     @property
     def count(self) -> int:

@@ -6,6 +6,7 @@ arrive later. (The estimator against a model whose truth is known: tests/unit/te
 from __future__ import annotations
 
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -116,3 +117,25 @@ def test_the_cli_shows_the_estimate(project, tmp_path):
     shown = run(["nbops", "monitor", MODEL, "--capture", str(tmp_path / "capture")], project["root"], project["env"])
     assert "**Performance estimated from the scores** (5,000 rows" in shown.stdout
     assert "| precision |" in shown.stdout and "| roc_auc |" in shown.stdout
+
+
+@pytest.mark.slow
+def test_the_estimate_agrees_with_nannymls_cbpe(tmp_path):
+    """The same reference and windows through NannyML 0.13.1's CBPE (in its own virtual
+    environment, as bench/estimate_bench.py runs it): the two estimates agree, and ours is no
+    further from the realized figures than NannyML's."""
+    import importlib.util
+
+    from ..conftest import REPO
+
+    bench = REPO / "bench" / "estimate_bench.py"
+    spec = importlib.util.spec_from_file_location("estimate_bench", bench)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # its dataclasses look their module up
+    spec.loader.exec_module(module)
+    if not module.NANNYML_PYTHON.exists():
+        pytest.skip("NannyML's environment bench/.venv-nannyml is absent (its creation: bench/estimate_bench.py's docstring)")
+    result = module.compare(module.simulated_case(), tmp_path)
+    for name, summary in result["summary"].items():
+        assert summary["between"] < 0.03, (name, summary)
+        assert summary["nbops_error"] <= summary["nannyml_error"] + 0.01, (name, summary)
