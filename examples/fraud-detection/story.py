@@ -27,8 +27,10 @@ The world is the small one (500 cards, 1,000 terminals); the timeline, in weeks 
     week 17     the new champion serves
 
 Each week, at its end, monitoring compares the week's inputs with the serving version's training
-profile (the drift), and the labels of the week before arrive (fraud is confirmed a week later):
-the live metrics of that week, champion and shadow, are computed from the capture. Card
+profile (the drift) and estimates its performance from the scores alone (the calibration the
+profile records), and the labels of the week before arrive (fraud is confirmed a week later):
+the live metrics of that week, champion and shadow, are computed from the capture, and the
+estimate made a week earlier stands beside them. Card
 precision@k is the handbook's daily measure with k scaled to the world: 100 of 5,000 cards is
 10 of the small world's 500.
 """
@@ -459,7 +461,8 @@ def _label_week(weeks: list[dict[str, Any]], week: int, frame: Any, sent_by_week
 
 def plot(story_file: Path, folder: Path) -> list[Path]:
     """story.png (per week: drift, live card precision of champion and shadowed challenger, the
-    version serving) and switch.png (the answers around the switch under load)."""
+    serving version's average precision estimated before labels and realized after, the version
+    serving) and switch.png (the answers around the switch under load)."""
     try:
         import matplotlib
     except ImportError:
@@ -473,9 +476,9 @@ def plot(story_file: Path, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     x = [w["week"] for w in weeks]
     shift_week = plan["shift_day"] / 7
-    fig, (drift_ax, live_ax, version_ax) = plt.subplots(3, 1, figsize=(8, 7.5), sharex=True,
-                                                        gridspec_kw={"height_ratios": [2, 3, 1.2]})
-    for ax in (drift_ax, live_ax, version_ax):
+    fig, (drift_ax, live_ax, estimate_ax, version_ax) = plt.subplots(4, 1, figsize=(8, 9.5), sharex=True,
+                                                                     gridspec_kw={"height_ratios": [2, 3, 2.4, 1.2]})
+    for ax in (drift_ax, live_ax, estimate_ax, version_ax):
         ax.axvspan(shift_week - 0.5, x[-1] + 0.5, color="#f3e3d3", zorder=0)
         for w in weeks:
             if w["events"]:
@@ -511,6 +514,22 @@ def plot(story_file: Path, folder: Path) -> list[Path]:
         for event in w["events"]:
             live_ax.text(w["week"] + 0.55, live_ax.get_ylim()[1] * 0.97, "retrained,\nto staging" if "staging" in event else "to production,\nunder load",
                          fontsize=7, va="top", color="#555")
+
+    # the serving version's average precision, estimated from the week's scores at its end (before
+    # any label) with its band, and realized once the labels arrived a week later
+    estimated = [(w["week"], w["estimate"]["metrics"]["average_precision"]) for w in weeks
+                 if (w.get("estimate") or {}).get("metrics", {}).get("average_precision")]
+    if estimated:
+        xs = [e[0] for e in estimated]
+        estimate_ax.fill_between(xs, [e[1].get("low", e[1]["estimated"]) for e in estimated],
+                                 [e[1].get("high", e[1]["estimated"]) for e in estimated], color="#d6e4f0", label="band (95%)")
+        estimate_ax.plot(xs, [e[1]["estimated"] for e in estimated], "o-", color="#2c6fbb", label="estimated at the week's end")
+        realized = [(w["week"], w["monitor"]["estimate"]["metrics"]["average_precision"].get("realized")) for w in weeks
+                    if ((w.get("monitor") or {}).get("estimate") or {}).get("metrics", {}).get("average_precision")]
+        estimate_ax.plot([r[0] for r in realized], [r[1] for r in realized], "s", color="#c0392b", label="realized, a week later")
+    estimate_ax.set_ylabel("average precision\n(serving version)")
+    estimate_ax.set_ylim(0, 1)
+    estimate_ax.legend(loc="upper center", fontsize=8, ncol=3)
 
     served = sorted({w["serving"] for w in weeks} | {w["shadow"] for w in weeks if w["shadow"]})
     version_ax.step(x, [served.index(w["serving"]) for w in weeks], where="mid", color="#2c3e50", label="serving")
