@@ -14,7 +14,7 @@ calibration is fitted on) and windows of scores without labels:
   as the windows — weeks 11 on are after the shift (concept drift: what no score-only estimate sees).
 
 For every window: precision and recall at the threshold, ROC AUC and average precision as nbops
-estimates them (nbops/monitor/estimate.py: the profile's isotonic map and per-bin sums), as
+estimates them (nbops/monitoring/estimate.py: the profile's isotonic map and per-bin sums), as
 NannyML 0.13.1's CBPE estimates them (isotonic calibration, fitted on the same reference), and
 as realized from the labels. Printed side by side, with each estimator's mean absolute error
 against the realized figures on the windows before the shift, and how far the two estimates are
@@ -137,8 +137,8 @@ def fraud_case():
 
 
 def ours(case: Case) -> list[dict]:
-    from nbops.monitor.calibration import build_calibration
-    from nbops.monitor.estimate import ScoreBins, estimate
+    from nbops.monitoring.calibration import build_calibration
+    from nbops.monitoring.estimate import ScoreBins, estimate
 
     calibration = build_calibration(case.reference_labels, case.reference_scores, threshold=case.threshold)
     found = []

@@ -160,7 +160,7 @@ class Story:
         return self.start + dt.timedelta(days=day)
 
     def stage_version(self) -> str:
-        from nbops.registry import Registry
+        from nbops.models.registry import Registry
 
         return Registry(self.project / "registry").stages(NAME)["production"]
 
@@ -299,7 +299,7 @@ class Story:
         finally:
             load.stop()
         t["total"] = t["ingest"] + t["repro"] + t["commit"] + t["promote"] + t["switch"]
-        from nbops.registry import Registry
+        from nbops.models.registry import Registry
 
         t["forced"] = (Registry(self.project / "registry").manifest(NAME, new).get("lineage") or {}).get("forced")
         health = self.server.get("/health")["follow"]

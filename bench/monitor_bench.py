@@ -191,11 +191,11 @@ def in_process_frame(paths: dict) -> tuple[float, float]:
     code = f"""
 import json, time, pandas as pd, numpy as np
 from pathlib import Path
-from nbops.monitor import load_package_profile
-from nbops.monitor.accumulate import Accumulators
-from nbops.monitor.analyse import analyse
-from nbops.monitor.config import MonitorConfig
-from nbops.monitor.sources import Scan
+from nbops.monitoring import load_package_profile
+from nbops.monitoring.accumulate import Accumulators
+from nbops.monitoring.analyse import analyse
+from nbops.monitoring.config import MonitorConfig
+from nbops.monitoring.sources import Scan
 folder = Path({str(paths['root'] / 'registry' / MODEL / '0.1.0')!r})
 manifest = json.loads((folder / 'manifest.json').read_text())
 profile = load_package_profile(folder, manifest, 'bench')

@@ -96,13 +96,14 @@ def main() -> None:
 
 def stage_plan(root: Path, env: dict[str, str]) -> dict:
     """The stages of dvc.yaml in order, as plain scripts and as `nbops run` commands."""
-    from nbops import execute, params, pipeline, record
-    from nbops.stages import parse_run_cmd
+    from nbops.pipeline import execute, record
+    from nbops.core import dvc, params
+    from nbops.pipeline.stages import parse_run_cmd
     from papermill.translators import translate_parameters
 
     scripts, runs, described = [], [], []
     (root / ".bench").mkdir()
-    for name, stage in pipeline.load_stages(root).items():
+    for name, stage in dvc.load_stages(root).items():
         parsed = parse_run_cmd(stage.cmd)
         if parsed is None:  # not a notebook: the command itself, in both ways
             command = ["bash", "-c", stage.cmd]

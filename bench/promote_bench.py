@@ -17,7 +17,7 @@ takes minutes); `--only` times the named models alone. `--baseline SRC` also tim
 checkout of nbops (`git archive main | tar -x -C SRC`), imported through PYTHONPATH with this
 same interpreter, libraries and projects, in rounds interleaved with this checkout's, and prints
 both medians and their ratio. Beside wall time it prints the CPU time the promotion's processes
-used (user + system), steadier than wall time on a shared machine (a checkout older than nbops/wheelfile.py needs `pip install hatchling`).
+used (user + system), steadier than wall time on a shared machine (a checkout older than nbops' own wheel writer, `wheelfile`, needs `pip install hatchling`).
 """
 
 from __future__ import annotations

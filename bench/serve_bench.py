@@ -52,7 +52,9 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from nbops import package as packaging, record, runtime  # noqa: E402
+from nbops import runtime  # noqa: E402
+from nbops.pipeline import record  # noqa: E402
+from nbops.promotion import package as packaging  # noqa: E402
 from nbops.runtime import jsonio  # noqa: E402
 
 EXAMPLE = REPO / "models" / "failure-predictor.skops"

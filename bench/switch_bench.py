@@ -40,7 +40,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 sys.path.insert(0, str(REPO))
 
-from nbops.registry import Registry  # noqa: E402
+from nbops.models.registry import Registry  # noqa: E402
 from nbops.testing import Answer, Load, S3Server, ServerProcess, command_env, register_model  # noqa: E402
 
 SECTION = "## Switching versions under load"

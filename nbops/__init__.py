@@ -21,31 +21,31 @@ from typing import Any
 __version__ = "0.1.0"
 
 _LAZY = {
-    "log_metric": "nbops.record",
-    "log_metrics": "nbops.record",
-    "log_plot": "nbops.record",
-    "log_pr_curve": "nbops.record",
-    "log_roc_curve": "nbops.record",
-    "log_confusion_matrix": "nbops.record",
-    "log_checks": "nbops.record",
-    "save_model": "nbops.record",
-    "load_model": "nbops.record",
-    "compare_champion": "nbops.record",
-    "output_path": "nbops.record",
-    "input_path": "nbops.record",
-    "read_records": "nbops.record",
-    "current_stage": "nbops.record",
-    "run_notebook": "nbops.execute",
-    "promote": "nbops.promotion",
-    "PromotionResult": "nbops.promotion",
-    "monitor": "nbops.monitor",
-    "MonitorResult": "nbops.monitor",
-    "RunResult": "nbops.execute",
-    "NbopsError": "nbops.exceptions",
-    "ChecksFailed": "nbops.exceptions",
-    "choose_threshold": "nbops.decisions",
-    "cost_curve": "nbops.decisions",
-    "precision_at_k": "nbops.decisions",
+    "log_metric": "nbops.pipeline.record",
+    "log_metrics": "nbops.pipeline.record",
+    "log_plot": "nbops.pipeline.record",
+    "log_pr_curve": "nbops.pipeline.record",
+    "log_roc_curve": "nbops.pipeline.record",
+    "log_confusion_matrix": "nbops.pipeline.record",
+    "log_checks": "nbops.pipeline.record",
+    "save_model": "nbops.pipeline.record",
+    "load_model": "nbops.pipeline.record",
+    "compare_champion": "nbops.pipeline.record",
+    "output_path": "nbops.pipeline.record",
+    "input_path": "nbops.pipeline.record",
+    "read_records": "nbops.pipeline.record",
+    "current_stage": "nbops.pipeline.record",
+    "run_notebook": "nbops.pipeline.execute",
+    "promote": "nbops.promotion.promote",
+    "PromotionResult": "nbops.promotion.promote",
+    "monitor": "nbops.monitoring",
+    "MonitorResult": "nbops.monitoring",
+    "RunResult": "nbops.pipeline.execute",
+    "NbopsError": "nbops.core.exceptions",
+    "ChecksFailed": "nbops.core.exceptions",
+    "choose_threshold": "nbops.models.decisions",
+    "cost_curve": "nbops.models.decisions",
+    "precision_at_k": "nbops.models.decisions",
 }
 
 __all__ = sorted([*_LAZY, "__version__", "load_ipython_extension"])
@@ -76,7 +76,7 @@ def load_ipython_extension(ipython: Any) -> None:
 def _enter_project_root() -> None:
     if "ipykernel" not in sys.modules or os.environ.get("NBOPS_ROOT") or os.environ.get("NBOPS_NO_CHDIR"):
         return
-    from .project import find_root
+    from .core.project import find_root
 
     root = find_root()
     if root is not None and str(root) != os.getcwd():

@@ -14,7 +14,7 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from ._startup import skip_slow_optional_imports
+from .core._startup import skip_slow_optional_imports
 
 #: Subcommands listed first by `nbops --help`; any other module in nbops/commands follows.
 FIRST = ("init", "stage", "run", "check", "report", "promote", "models", "serve", "predict", "monitor")
@@ -47,7 +47,7 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from .exceptions import NbopsError
+    from .core.exceptions import NbopsError
 
     skip_slow_optional_imports()
     argv = list(sys.argv[1:] if argv is None else argv)

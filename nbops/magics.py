@@ -14,7 +14,7 @@ def nbops_magic(line: str) -> Any:
     from IPython.core.error import UsageError
 
     from .cli import build_parser
-    from .exceptions import NbopsError
+    from .core.exceptions import NbopsError
 
     parser = build_parser()
     try:

@@ -55,7 +55,8 @@ def pytest_collection_modifyitems(items: list[Any]) -> None:
 def stage_parameters_source(notebook: Path) -> str | None:
     """The assignments `nbops run` would inject into `notebook` (an .ipynb, or the .ipynb paired
     with the script a stage runs), as Python source; None when no stage runs it."""
-    from . import execute, pipeline, project
+    from .pipeline import execute
+    from .core import dvc, project
 
     root = project.find_root(notebook)
     if root is None or not (root / project.DVC_FILE).exists():
@@ -65,7 +66,7 @@ def stage_parameters_source(notebook: Path) -> str | None:
     except ValueError:
         return None
     sections = [
-        stage.stage_name for stage in pipeline.load_stages(root).values()
+        stage.stage_name for stage in dvc.load_stages(root).values()
         if stage.notebook and Path(stage.notebook).with_suffix("") == relative
     ]
     if not sections:
@@ -76,7 +77,7 @@ def stage_parameters_source(notebook: Path) -> str | None:
         return None
     from papermill.translators import translate_parameters
 
-    from .params import load_notebook
+    from .core.params import load_notebook
 
     kernelspec = (load_notebook(notebook).get("metadata") or {}).get("kernelspec") or {}
     comment = f"Parameters of stage '{section}' from params.yaml, injected by nbops as `nbops run` does"

@@ -262,8 +262,9 @@ def register_model(
     of what reads packages. `version=None` publishes the next version. `decision` and
     `calibration` go to save_model as they are. Returns the package folder (its URL for a
     remote registry)."""
-    from . import package, record
-    from .registry import Registry
+    from .promotion import package
+    from .pipeline import record
+    from .models.registry import Registry
 
     project = Path(project)
     with environment({record.ENV_ROOT: str(project), record.ENV_STAGE: "train", record.ENV_JOURNAL: None}):

@@ -24,7 +24,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..check import check_project
+    from ..authoring.check import check_project
 
     result = check_project(args.root)
     if args.json:

@@ -29,8 +29,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..dispatch import DRIFT_EVENT, fire_drift_event
-    from ..exceptions import DispatchError
+    from ..loop.dispatch import DRIFT_EVENT, fire_drift_event
+    from ..core.exceptions import DispatchError
 
     repo = args.repo or os.environ.get("GITHUB_REPOSITORY", "")
     if not repo:
@@ -62,8 +62,8 @@ def add_dispatch_options(parser: argparse.ArgumentParser) -> None:
 
 def dispatch_from_args(args: argparse.Namespace, payload: Mapping[str, Any]) -> str | None:
     """Fire the event when `--dispatch` was given; returns the line to print (None when not asked)."""
-    from ..dispatch import fire_drift_event
-    from ..exceptions import DispatchError
+    from ..loop.dispatch import fire_drift_event
+    from ..core.exceptions import DispatchError
 
     if args.dispatch is None:
         return None

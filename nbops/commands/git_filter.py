@@ -21,7 +21,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..nbstripout import install
+    from ..authoring.nbstripout import install
 
     print(install("."))
     return 0

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..scaffold import init_project
+    from ..authoring.scaffold import init_project
 
     print(init_project(args.directory, force=args.force))
     return 0

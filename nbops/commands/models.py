@@ -32,7 +32,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def _registry(args: argparse.Namespace) -> Any:
-    from ..registry import project_registry
+    from ..models.registry import project_registry
 
     return project_registry(args.registry)
 
@@ -92,7 +92,7 @@ def handle_show(args: argparse.Namespace) -> int:
 
 
 def handle_assign(args: argparse.Namespace) -> int:
-    from ..exceptions import RegistryError
+    from ..core.exceptions import RegistryError
 
     registry = _registry(args)
     name, sep, selector = args.ref.partition("@")
@@ -100,15 +100,15 @@ def handle_assign(args: argparse.Namespace) -> int:
         raise RegistryError(f"{args.ref!r}: give the version to assign as NAME@VERSION, e.g. {name or 'model'}@0.1.0")
     name, version = registry.resolve(args.ref)
     if args.git_tag:
-        from ..extras import require
+        from ..core.extras import require
 
         require("gto", "promote", "writing GTO's git tags (--git-tag)", load=False)
     with registry.lock(name, purpose=f"assign {name} {version} → {args.stage}"):
         entry = registry.assign(name, version, args.stage, action="assign", reason=args.reason)
     tags: list[str] = []
     if args.git_tag:
-        from ..project import find_root
-        from ..promotion import tag_stage
+        from ..core.project import find_root
+        from ..promotion.promote import tag_stage
 
         tags = tag_stage(find_root() or ".", name, version, args.stage)
     if args.json:

@@ -45,8 +45,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from .._io import atomic_write_text
-    from ..monitor import monitor
+    from ..core._io import atomic_write_text
+    from ..monitoring import monitor
 
     result = monitor(
         args.ref, capture=args.capture, data=args.data, since=args.since, until=args.until, labels=args.labels,

@@ -15,7 +15,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..serving import predict_csv
+    from ..serving.serve import predict_csv
 
     predict_csv(args.ref, args.input, args.output, registry=args.registry)
     return 0

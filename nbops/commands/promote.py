@@ -30,7 +30,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def call(args: argparse.Namespace) -> Any:
-    from ..promotion import promote
+    from ..promotion.promote import promote
 
     return promote(
         args.name, to=args.to, dry_run=args.dry_run, force=args.force, git_tag=args.git_tag,
@@ -39,7 +39,7 @@ def call(args: argparse.Namespace) -> Any:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..exceptions import PromotionError
+    from ..core.exceptions import PromotionError
 
     try:
         result = call(args)

@@ -23,7 +23,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..summary import build_report
+    from ..authoring.report import build_report
 
     report = build_report(rev=args.rev)
     print(json.dumps(report.to_dict(), indent=2, default=str) if args.json else report.markdown(), end="" if not args.json else "\n")

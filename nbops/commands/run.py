@@ -36,8 +36,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..execute import run_notebook
-    from ..params import parse_overrides
+    from ..pipeline.execute import run_notebook
+    from ..core.params import parse_overrides
 
     result = run_notebook(
         args.notebook,

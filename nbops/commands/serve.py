@@ -31,10 +31,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from ..exceptions import ServeError
+    from ..core.exceptions import ServeError
     from ..runtime import CaptureError
     from ..runtime.cli import check_capture_arguments
-    from ..serving import serve
+    from ..serving.serve import serve
 
     try:
         check_capture_arguments(args)

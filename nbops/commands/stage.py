@@ -35,7 +35,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> None:
 
 
 def handle_add(args: argparse.Namespace) -> int:
-    from ..stages import add_stage
+    from ..pipeline.stages import add_stage
 
     result = add_stage(args.notebook, name=args.name, deps=args.deps, outs=args.outs)
     for warning in result.warnings:

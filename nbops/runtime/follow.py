@@ -1,13 +1,13 @@
 """Follow a registry stage: serve the version a stage names, and switch when the stage moves.
 
-The registry (nbops/registry.py owns it) is the contract between training and serving. This
+The registry (nbops/models/registry.py owns it) is the contract between training and serving. This
 module reads only what following one stage needs, and imports nothing of nbops:
 
     <root>/<name>/stages.json             {"stages": {"production": {"version": "0.2.0", ...}}, ...}
     <root>/<name>/<version>/.complete     a version counts only once this marker exists
     <root>/<name>/<version>/manifest.json and the model file it names
 
-(tests/unit/test_follow.py checks this against nbops.registry, so the two cannot drift). The root
+(tests/unit/test_follow.py checks this against nbops.models.registry, so the two cannot drift). The root
 is a folder or an fsspec URL (s3://bucket/models; fsspec is imported only then).
 
 A `Follower` polls stages.json every `interval` seconds, looking first at what is cheap — the
@@ -39,7 +39,7 @@ from typing import Any, Callable
 from .errors import PackageError, say, short
 from .model import MANIFEST_FILE, PackagedModel
 
-#: The registry's layout, as nbops.registry writes it (a test keeps the two equal).
+#: The registry's layout, as nbops.models.registry writes it (a test keeps the two equal).
 STAGES_FILE = "stages.json"
 COMPLETE_MARKER = ".complete"
 _VERSION = re.compile(r"^\d+\.\d+\.\d+$")

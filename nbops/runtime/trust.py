@@ -19,7 +19,7 @@ enough, and the policy is an exact list of names:
 `check_schema` reads `schema.json` with the standard library, before skops (or any module the
 file names) is imported, and refuses a file that names anything else; `load_skops` then lets
 skops load the file with exactly those names trusted, so skops' own audit is a second check.
-`allowlist.py` is generated from the installed libraries (`python -m nbops.trust_catalog`).
+`allowlist.py` is generated from the installed libraries (`python -m nbops.models.trust_catalog`).
 Once loaded, the trees' indices are checked (integrity.py) before the model predicts anything.
 """
 
@@ -163,7 +163,7 @@ def import_skops() -> Any:
     for anything else there."""
     import sys
 
-    startup = sys.modules.get("nbops._startup")  # nbops' own commands say so there (absent in a wheel)
+    startup = sys.modules.get("nbops.core._startup")  # nbops' own commands say so there (absent in a wheel)
     owned = _OWN_PROCESS or bool(getattr(startup, "_own_process", False))
     if "skops.io" in sys.modules or not owned:
         import skops.io

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from nbops.params import parse_yaml
+from nbops.core.params import parse_yaml
 from nbops.testing import command_env, run
 
 from ..conftest import REPO

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nbops.registry import Registry
+from nbops.models.registry import Registry
 from nbops.testing import Load, ServerProcess, command_env, register_model
 
 from ..func.test_follow import NAME, ROWS, fitted, training

@@ -110,7 +110,7 @@ def test_report_after_a_parameter_change(demo):
 
 def test_the_workflow_commands_pass_here(demo, tmp_path):
     """The generated CI job's own commands, as written (GitHub's expression resolved as on a push)."""
-    from nbops.params import parse_yaml
+    from nbops.core.params import parse_yaml
 
     project, env, _ = demo
     workflow = parse_yaml((project / ".github/workflows/nbops.yml").read_text(), "nbops.yml")

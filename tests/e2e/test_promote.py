@@ -135,13 +135,13 @@ def _helpers_of_this_process() -> list[str]:
 def test_a_promotion_ended_before_its_package_leaves_no_helper_behind(project):
     """The parity check's interpreter starts first and imports scikit-learn while the package is
     built; a promotion that ends before there is a package (here: no such model) kills it."""
-    from nbops import promotion
-    from nbops.exceptions import NbopsError
+    from nbops.promotion.promote import promote
+    from nbops.core.exceptions import NbopsError
 
     root, env = project
     before = _helpers_of_this_process()
     with environment(env), pytest.raises(NbopsError, match="no-such-model"):
-        promotion.promote("no-such-model", root=root)
+        promote("no-such-model", root=root)
     assert _helpers_of_this_process() == before
     assert not Path(env["NBOPS_REGISTRY"]).exists()
 
@@ -257,8 +257,8 @@ def test_promotions_killed_at_random_moments_never_stop_the_next_one(project):
     lock, and (rarely: it is brief) in publishing."""
     import random
 
-    from nbops import promotion
-    from nbops.registry import Registry
+    from nbops.promotion.promote import promote
+    from nbops.models.registry import Registry
 
     root, env = project
     registry = Registry(env["NBOPS_REGISTRY"])
@@ -292,7 +292,7 @@ def test_promotions_killed_at_random_moments_never_stop_the_next_one(project):
                 landed["after publishing"] += 1
             else:
                 landed["before the registry lock"] += 1
-            result = promotion.promote(MODEL, root=root)
+            result = promote(MODEL, root=root)
             assert result.ok and registry.stages(MODEL)["staging"] == result.version == registry.versions(MODEL)[-1]
     print(f"20 kills (seed {seed}): {landed}; {time.monotonic() - started:.0f} s")
     assert landed["before the registry lock"] >= 1 and landed["under the lock (build, gates)"] >= 1, (landed, seed)

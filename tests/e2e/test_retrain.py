@@ -18,7 +18,7 @@ from typing import Any, Mapping
 
 import pytest
 
-from nbops.params import parse_yaml
+from nbops.core.params import parse_yaml
 from nbops.testing import command_env, copy_project, init_repo, run, set_params
 
 from ..conftest import REPO

@@ -94,7 +94,7 @@ def test_in_the_future_means_after_the_intake_not_after_a_declared_end(clean):
 def test_every_finding_names_a_real_row(clean):
     """No finding without a row: a column of the wrong type names the rows whose values are not
     of its kind (all rows when none is), a missing or an unexpected column every row."""
-    from nbops.record import _findings_table
+    from nbops.pipeline.record import _findings_table
 
     tx, batch = clean
     one_word = tx.assign(customer_id=tx["customer_id"].astype(object))

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import json
 
-from nbops.check import check_project
-from nbops.params import load_yaml
-from nbops.stages import add_stage
+from nbops.authoring.check import check_project
+from nbops.core.params import load_yaml
+from nbops.pipeline.stages import add_stage
 from nbops.testing import copy_project
 
 from .conftest import FRAUD_EXAMPLE

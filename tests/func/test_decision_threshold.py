@@ -14,7 +14,9 @@ import pandas as pd
 import pytest
 from sklearn.ensemble import HistGradientBoostingClassifier
 
-from nbops import decisions, gates, record
+from nbops.models import decisions
+from nbops.promotion import gates
+from nbops.pipeline import record
 from nbops.runtime import PackagedModel, PackageError
 
 from .test_runtime import Server, _installed_copy, _isolated_env, _package

@@ -13,8 +13,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from nbops.dispatch import fire_drift_event
-from nbops.exceptions import DispatchError
+from nbops.loop.dispatch import fire_drift_event
+from nbops.core.exceptions import DispatchError
 from nbops.testing import command_env
 
 TOKEN = "ghp_" + "S3cr3tT0k3n" * 3

@@ -1,4 +1,4 @@
-"""The promotion's up-to-date check reads DVC's state without taking DVC's locks (nbops.pipeline):
+"""The promotion's up-to-date check reads DVC's state without taking DVC's locks (nbops.core.dvc):
 a real git + DVC repository, real `dvc repro`, and `dvc status` itself for comparison."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from nbops.pipeline import describe_status, stale_stages, start_status
+from nbops.core.dvc import describe_status, stale_stages, start_status
 from nbops.testing import init_repo, run
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,7 @@ def dvc_project(tmp_path_factory):
 
 
 def status(project: Path, env: dict[str, str]) -> dict[str, list[str]]:
-    """The up-to-date gate's call: nbops.pipeline's subprocess, from the project folder."""
+    """The up-to-date gate's call: nbops.core.dvc's subprocess, from the project folder."""
     import os
 
     saved = dict(os.environ)

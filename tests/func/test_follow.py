@@ -1,5 +1,5 @@
 """Serving that follows a registry stage (runtime/follow.py) and shadow scoring (runtime/shadow.py),
-in-process: real packages in a real registry (nbops.registry), real model loading and checks, the
+in-process: real packages in a real registry (nbops.models.registry), real model loading and checks, the
 real ASGI app called as uvicorn calls it. The real server under load is in tests/e2e/test_follow.py."""
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
 from nbops import runtime
-from nbops.registry import Registry
+from nbops.models.registry import Registry
 from nbops.runtime import Follower, PackagedModel, PackageError, Shadow, StageSource
 from nbops.testing import register_model
 

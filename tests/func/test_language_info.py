@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from jupyter_client.manager import start_new_kernel
 
-from nbops.nbstripout import language_info
+from nbops.authoring.nbstripout import language_info
 
 
 def test_smudge_writes_what_the_kernel_reports():

@@ -162,7 +162,7 @@ def test_data_file_scored_and_labels_joined_by_key(project, tmp_path):
 
 
 def test_window_parallel_parts_and_a_torn_line(project, tmp_path, monkeypatch):
-    from nbops.monitor import sources
+    from nbops.monitoring import sources
 
     rng = np.random.default_rng(5)
     day1, _ = draw(rng, 1500)

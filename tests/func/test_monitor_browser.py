@@ -64,7 +64,7 @@ def test_report_renders_its_charts_in_chromium(tmp_path):
     from sklearn.linear_model import LogisticRegression
 
     import nbops
-    from nbops.monitor.html import CURRENT_COLOUR, REFERENCE_COLOUR
+    from nbops.monitoring.html import CURRENT_COLOUR, REFERENCE_COLOUR
     from nbops.testing import register_model, write_capture
 
     rng = np.random.default_rng(0)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import json
 
-from nbops.check import check_project
-from nbops.stages import add_stage
+from nbops.authoring.check import check_project
+from nbops.pipeline.stages import add_stage
 from nbops.testing import run, write_notebook
 
 

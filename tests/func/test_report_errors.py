@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from nbops.stages import add_stage
+from nbops.pipeline.stages import add_stage
 from nbops.testing import command_env, init_repo, run, write_notebook
 
 

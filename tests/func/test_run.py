@@ -125,7 +125,7 @@ def test_records_land_in_files_and_in_the_report_deterministically(nb_project, e
     assert report.read_bytes() == first  # no timestamps: byte-identical on unchanged inputs
     assert (nb_project / "models/tiny.skops").read_bytes() == model
 
-    from nbops.record import read_records
+    from nbops.pipeline.record import read_records
 
     kinds = [(r["kind"], r["name"]) for r in read_records(report)]
     assert kinds == [("metric", "accuracy"), ("metric", "n"), ("metric", "ok"), ("plot", "points"), ("model", "tiny")]

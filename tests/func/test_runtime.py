@@ -25,8 +25,11 @@ from sklearn.linear_model import Ridge
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, OneHotEncoder
 
-from nbops import modelio, package as packaging, record, runtime
-from nbops.exceptions import ModelFileError
+from nbops.models import modelio
+from nbops.promotion import package as packaging
+from nbops.pipeline import record
+from nbops import runtime
+from nbops.core.exceptions import ModelFileError
 from nbops.runtime import InputError, PackagedModel, PackageError
 
 RUNTIME_DIR = Path(runtime.__file__).parent

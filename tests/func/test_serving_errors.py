@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from nbops import record
+from nbops.pipeline import record
 from nbops.testing import command_env, run
 
 #: `python -c ABSENT pkg1,pkg2 nbops-args...`: the nbops CLI in a process where pkg1, pkg2 are not installed.

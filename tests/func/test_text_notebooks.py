@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nbops.stages import add_stage
+from nbops.pipeline.stages import add_stage
 from nbops.testing import run, write_notebook
 
 from ..conftest import REPO
@@ -71,7 +71,7 @@ def test_jupytext_is_not_imported_for_ipynb(tmp_path):
 
     nb = write_notebook(tmp_path / "n.ipynb", ["x = 1"])
     code = (
-        "import sys\nfrom nbops.params import load_notebook\n"
+        "import sys\nfrom nbops.core.params import load_notebook\n"
         f"load_notebook({str(nb)!r})\nprint('jupytext' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -102,6 +102,6 @@ def test_nbops_run_skips_extras_it_never_uses(tmp_path, env):
     assert out.splitlines() == ["[]", "False"]
     assert "3" in output_text(tmp_path / "reports/plain.ipynb", 2)
 
-    user = "import sys\nfrom nbops.params import load_notebook\nload_notebook('plain.py')\nprint('jupytext.sync_contentsmanager' in sys.modules)"
+    user = "import sys\nfrom nbops.core.params import load_notebook\nload_notebook('plain.py')\nprint('jupytext.sync_contentsmanager' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", user], cwd=tmp_path, env=env, capture_output=True, text=True, check=True).stdout
     assert out.strip() == str(importlib.util.find_spec("jupyter_server") is not None)

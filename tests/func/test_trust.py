@@ -31,8 +31,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
-from nbops import modelio, runtime, trust_catalog
-from nbops.exceptions import ModelFileError, ParamsError
+from nbops.models import modelio, trust_catalog
+from nbops import runtime
+from nbops.core.exceptions import ModelFileError, ParamsError
 from nbops.runtime import PackagedModel, PackageError, allowlist
 from nbops.testing import command_env
 
@@ -238,7 +239,7 @@ def test_the_allow_list_holds_the_libraries_names():
 @pytest.mark.slow
 def test_the_allow_list_is_current():
     """Regenerated from the installed scikit-learn (every estimator fitted), it equals the
-    committed one; otherwise run `python -m nbops.trust_catalog --write`."""
+    committed one; otherwise run `python -m nbops.models.trust_catalog --write`."""
     assert trust_catalog.differences(trust_catalog.build()) == []
 
 
@@ -315,7 +316,7 @@ def test_save_model_refuses_in_the_cell_what_it_could_not_load_back(tmp_path):
 
 _LOAD_MODEL = """
 import json, nbops
-from nbops.exceptions import NbopsError
+from nbops.core.exceptions import NbopsError
 for kind in ["exec", "shell", "rmtree", "write", "f2py", "legit"]:
     try:
         model = nbops.load_model(kind)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from nbops import record
+from nbops.pipeline import record
 
 
 @pytest.fixture

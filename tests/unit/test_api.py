@@ -8,7 +8,7 @@ HEAVY = ("papermill", "dvc", "sklearn", "pandas", "nbformat", "nbclient", "skops
 
 def test_import_nbops_and_record_load_nothing_heavy():
     code = (
-        "import sys, nbops, nbops.record; "
+        "import sys, nbops, nbops.pipeline.record; "
         f"print(','.join(sorted(m for m in {HEAVY!r} if m in sys.modules)))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()

@@ -1,8 +1,11 @@
 """ARCHITECTURE.md's module table is true: every module of nbops has a row, and imports of nbops
 only what its row's "may import" column names (read with `ast`, lazy imports inside functions
-included). A subpackage (`runtime/`, `commands/`, ...) is one row unless the table gives one of
-its modules a row of its own (`runtime/http`); imports inside one row's modules are its own
-business. Adding a module means adding its row — nothing here needs to change.
+included). A subpackage (`core/`, `runtime/`, `commands/`, ...) has a row of its own (its
+`__init__`), which covers every module of the folder the table gives no row of its own
+(`core.params`, `runtime.http`); imports inside one row's modules are its own business. A
+module's row names its siblings plainly (`exceptions` in `core.params`' row) and any other module
+by its dotted path (`core.exceptions`). Adding a module means adding its row — nothing here needs
+to change.
 """
 
 from __future__ import annotations
@@ -196,3 +199,27 @@ def test_the_reader_sees_imports_in_every_form(tmp_path):
     assert table["a"].allowed == {"b": "lazily", "pkg": ""} and table["pkg"].allowed == {}
     assert table["cli"].anything and owner("pkg.c", table) == "pkg.c" and owner("pkg.e", table) == "pkg"
     assert resolve_allowed(table["pkg.c"], table) == {"pkg.d": ""}
+
+
+def test_the_reader_resolves_imports_across_subpackages(tmp_path):
+    """A module of one subpackage importing another's (`from ..core import params`) is seen as that
+    module, and a row names its siblings plainly and other subpackages' modules by dotted path."""
+    names = ("__init__", "core", "core.params", "core.exceptions", "pipeline", "pipeline.run", "pipeline.record")
+    known = {name: tmp_path for name in names}
+    source = tmp_path / "run.py"
+    source.write_text(
+        "from ..core import params\nfrom ..core.exceptions import Error\nfrom . import record\nfrom .. import __version__\n",
+        encoding="utf-8",
+    )
+    assert imports_of("pipeline.run", source, known) == [
+        ("core.params", 1, True), ("core.exceptions", 2, True), ("pipeline.record", 3, True), ("__init__", 4, True),
+    ]
+    table = read_table(
+        "| module | owns | may import (of nbops) |\n|---|---|---|\n"
+        "| `core/` | x | nothing |\n| `core.params` | x | `exceptions` |\n| `core.exceptions` | x | nothing |\n"
+        "| `pipeline/` | y | nothing |\n| `pipeline.run` | y | `core.params`, `record` (constants) |\n"
+        "| `pipeline.record` | y | `core.exceptions` |\n"
+    )
+    assert resolve_allowed(table["core.params"], table) == {"core.exceptions": ""}
+    assert resolve_allowed(table["pipeline.run"], table) == {"core.params": "", "pipeline.record": "constants"}
+    assert owner("core", table) == "core" and owner("pipeline.run", table) == "pipeline.run"

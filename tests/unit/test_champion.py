@@ -3,7 +3,8 @@ stage measured them (nbops.compare_champion) for the version the target stage ho
 
 from pathlib import Path
 
-from nbops import gates, record
+from nbops.promotion import gates
+from nbops.pipeline import record
 
 
 def _note(version: str, metrics: dict, stage: str = "staging") -> dict:

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from nbops.check import check_project
-from nbops.stages import add_stage
+from nbops.authoring.check import check_project
+from nbops.pipeline.stages import add_stage
 from nbops.testing import command_env, init_repo, run, write_notebook
 
 from ..conftest import REPO

@@ -8,8 +8,9 @@ import pandas as pd
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from nbops import decisions, record
-from nbops.exceptions import ChecksFailed, RecordError
+from nbops.models import decisions
+from nbops.pipeline import record
+from nbops.core.exceptions import ChecksFailed, RecordError
 
 
 # Six rows, scores descending, labels:      s: .9  .8  .7  .6  .4  .1

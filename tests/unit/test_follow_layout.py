@@ -1,5 +1,5 @@
 """runtime/follow.py reads the registry's layout itself (the runtime imports nothing of nbops):
-these tests hold it to what nbops.registry writes, on a folder and on an fsspec URL."""
+these tests hold it to what nbops.models.registry writes, on a folder and on an fsspec URL."""
 
 from __future__ import annotations
 
@@ -9,15 +9,15 @@ import time
 import fsspec
 import pytest
 
-from nbops import registry as registry_module
-from nbops.registry import Registry
+from nbops.models import registry as registry_module
+from nbops.models.registry import Registry
 from nbops.runtime import follow
 from nbops.runtime.errors import PackageError
 from nbops.runtime.follow import StageSource, shown_root
 
 
 def publish(reg: Registry, name: str = "m", model_bytes: bytes = b"model") -> str:
-    """A version as nbops.registry publishes it (the runtime's checks of its content are elsewhere)."""
+    """A version as nbops.models.registry publishes it (the runtime's checks of its content are elsewhere)."""
     with reg.lock(name):
         version = reg.next_version(name)
         built = reg.build_dir(name)

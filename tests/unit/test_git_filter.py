@@ -1,4 +1,4 @@
-"""The notebook git filter (nbops.nbstripout) with real git: the committed notebooks are its
+"""The notebook git filter (nbops.authoring.nbstripout) with real git: the committed notebooks are its
 output, and a clone it is set up in stays clean through checkouts, copies and saves."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ import uuid
 
 import pytest
 
-from nbops import nbstripout
-from nbops.server_extension import after_save
+from nbops.authoring import nbstripout
+from nbops.authoring.server_extension import after_save
 from nbops.testing import PROJECT_FILES, copy_project, init_repo, run
 
 from ..conftest import REPO
@@ -21,7 +21,7 @@ from ..conftest import REPO
 def clean(data: bytes) -> bytes:
     """What git stores: the filter's clean command, as git runs it (stdin to stdout)."""
     return subprocess.run(
-        [sys.executable, "-m", "nbops.nbstripout"], input=data, capture_output=True, check=True, cwd=REPO
+        [sys.executable, "-m", "nbops.authoring.nbstripout"], input=data, capture_output=True, check=True, cwd=REPO
     ).stdout
 
 
@@ -44,7 +44,7 @@ def test_the_committed_notebooks_are_exactly_what_the_filter_stores():
     }
     for path in notebooks:
         stored = subprocess.run(["git", "show", f":{path}"], cwd=REPO, capture_output=True, check=True).stdout
-        assert clean(stored) == stored, f"{path} is not what the filter stores: `python -m nbops.nbstripout < {path}`"
+        assert clean(stored) == stored, f"{path} is not what the filter stores: `python -m nbops.authoring.nbstripout < {path}`"
         # a checkout writes the smudged form, which the filter stores back unchanged
         assert clean(nbstripout.smudge(stored)) == stored
         assert [c["id"] for c in json.loads(stored)["cells"]] == [str(i) for i in range(len(json.loads(stored)["cells"]))]
@@ -69,8 +69,8 @@ def test_git_filter_sets_up_a_clone_that_stays_clean(tmp_path, env):
     done = run(["nbops", "git-filter"], project, env)
     assert "checked out again through the filter" in done.stdout and "notebooks/train.ipynb" in done.stdout
     config = {key: run(["git", "config", key], project, env).stdout.strip() for key in nbstripout.filter_config()}
-    assert config["filter.nbstripout.clean"].endswith('" -m nbops.nbstripout')
-    assert config["filter.nbstripout.smudge"].endswith("-m nbops.nbstripout --smudge")
+    assert config["filter.nbstripout.clean"].endswith('" -m nbops.authoring.nbstripout')
+    assert config["filter.nbstripout.smudge"].endswith("-m nbops.authoring.nbstripout --smudge")
     assert config["filter.nbstripout.extrakeys"] == nbstripout.EXTRA_KEYS and config["filter.nbstripout.required"] == "true"
     assert (project / ".gitattributes").read_bytes() == attributes  # it names the filter already
     # the unmodified notebook was checked out again: it now holds this kernel's language_info
@@ -123,7 +123,7 @@ def test_git_filter_adds_the_attributes_where_none_name_it_and_refuses_outside_g
 
 
 def test_the_readme_setup_line_configures_the_filter_nbops_init_sets_up(tmp_path, env, monkeypatch):
-    from nbops.scaffold import init_project
+    from nbops.authoring.scaffold import init_project
 
     readme = (REPO / "README.md").read_text(encoding="utf-8")
     assert "the filter that keeps notebook outputs out of git: `nbops git-filter`" in readme

@@ -1,4 +1,4 @@
-"""Performance estimated before labels (nbops/monitor/estimate.py) against a simulated model whose
+"""Performance estimated before labels (nbops/monitoring/estimate.py) against a simulated model whose
 truth is known: raw scores r, and P(positive | r) = r³ — an overconfident model, so the estimate
 only works through the calibration the profile records (calibration.py)."""
 
@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from nbops.monitor.calibration import MIN_POSITIVES, POOR_CALIBRATION, build_calibration, calibrated
-from nbops.monitor.estimate import ScoreBins, beside_realized, estimate, warnings_of
+from nbops.monitoring.calibration import MIN_POSITIVES, POOR_CALIBRATION, build_calibration, calibrated
+from nbops.monitoring.estimate import ScoreBins, beside_realized, estimate, warnings_of
 
 THRESHOLD = 0.4
 DECISION = {"threshold": THRESHOLD, "positive_class": 1, "review_cost": 3.0, "miss_cost": 150.0}

@@ -6,8 +6,8 @@ import random
 
 import fsspec
 
-from nbops.monitor.batches import to_batches
-from nbops.monitor.sources import Unit, parse_lines, parse_time, read_unit_chunks
+from nbops.monitoring.batches import to_batches
+from nbops.monitoring.sources import Unit, parse_lines, parse_time, read_unit_chunks
 
 
 def test_units_and_chunks_give_every_line_once(tmp_path):

@@ -1,4 +1,4 @@
-"""nbops.monitor's statistics against scipy on the raw data: the profile stands in for the
+"""nbops.monitoring's statistics against scipy on the raw data: the profile stands in for the
 training frame, and the numbers must be the ones Evidently's tests give on raw data."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pytest
 from scipy import stats
 from scipy.spatial import distance
 
-from nbops.exceptions import MonitorError
-from nbops.monitor import config as config_mod
-from nbops.monitor import drift
-from nbops.monitor.accumulate import Accumulators
-from nbops.monitor.profile import SAMPLE_ROWS, build_profile, dumps
+from nbops.core.exceptions import MonitorError
+from nbops.monitoring import config as config_mod
+from nbops.monitoring import drift
+from nbops.monitoring.accumulate import Accumulators
+from nbops.monitoring.profile import SAMPLE_ROWS, build_profile, dumps
 
 
 def frame(rng, n, shift=0.0, cats=(0.5, 0.3, 0.2), p_yes=0.5):
@@ -175,7 +175,7 @@ def test_thresholds_come_from_params_with_clear_errors():
 def test_the_bin_lookup_is_searchsorted_exactly():
     """NumericAccumulator's cell table gives the bins numpy's binary search gives, on edges of many
     shapes (duplicates, heavy tails), at and just beside every edge, and outside the range."""
-    from nbops.monitor.accumulate import NumericAccumulator
+    from nbops.monitoring.accumulate import NumericAccumulator
 
     rng = np.random.default_rng(0)
     for trial in range(200):

@@ -3,10 +3,21 @@ from pathlib import Path
 
 import pytest
 
-from nbops.exceptions import NotebookError, ParamsError
-from nbops.params import (
-    EMPTY, UNKNOWN, check_values, empty_values, find_parameters_cell, fits, load_yaml, parse_overrides,
-    parse_parameters, parse_value, parse_yaml, read_notebook_json, require_parameters_cell,
+from nbops.core.exceptions import NotebookError, ParamsError
+from nbops.core.params import (
+    EMPTY,
+    UNKNOWN,
+    check_values,
+    empty_values,
+    find_parameters_cell,
+    fits,
+    load_yaml,
+    parse_overrides,
+    parse_parameters,
+    parse_value,
+    parse_yaml,
+    read_notebook_json,
+    require_parameters_cell,
 )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-from nbops.exceptions import ParamsError
+from nbops.core.exceptions import ParamsError
 from nbops.pytest_plugin import stage_parameters_source
 from nbops.testing import write_notebook
 

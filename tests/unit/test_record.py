@@ -8,8 +8,9 @@ import pytest
 from sklearn.linear_model import LogisticRegression
 from sklearn.tree import DecisionTreeClassifier
 
-from nbops import modelio, record
-from nbops.exceptions import ModelFileError, RecordError
+from nbops.models import modelio
+from nbops.pipeline import record
+from nbops.core.exceptions import ModelFileError, RecordError
 
 
 @pytest.fixture
@@ -149,7 +150,7 @@ def test_read_records_from_notebook_json():
     ("notebooks/train.ipynb", "train"), ("notebooks/train.py", "train"), ("Console 1", "notebook"),
 ])
 def test_interactive_stage_is_the_notebook_or_its_paired_script(monkeypatch, session, stage):
-    from nbops.record import current_stage
+    from nbops.pipeline.record import current_stage
 
     monkeypatch.delenv("NBOPS_STAGE", raising=False)
     monkeypatch.setenv("JPY_SESSION_NAME", session)

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 
-from nbops.exceptions import RegistryError
-from nbops.registry import Registry, bump, default_root, parse_version
+from nbops.core.exceptions import RegistryError
+from nbops.models.registry import Registry, bump, default_root, parse_version
 
 
 def publish(registry: Registry, name: str, files: dict[str, str] | None = None) -> str:
@@ -92,7 +92,7 @@ def test_default_root_precedence(tmp_path, monkeypatch):
 def test_concurrent_writers_get_distinct_versions(tmp_path):
     code = (
         "import json, sys\n"
-        "from nbops.registry import Registry\n"
+        "from nbops.models.registry import Registry\n"
         "r = Registry(sys.argv[1])\n"
         "for _ in range(5):\n"
         "    with r.lock('m'):\n"
@@ -198,7 +198,7 @@ def test_the_lock_leaves_no_file_in_the_registry(tmp_path):
 
 HOLD = (
     "import sys, time\n"
-    "from nbops.registry import Registry\n"
+    "from nbops.models.registry import Registry\n"
     "with Registry(sys.argv[1]).lock('m', purpose='promote m → staging'):\n"
     "    print('held', flush=True)\n"
     "    time.sleep(float(sys.argv[2]))\n"

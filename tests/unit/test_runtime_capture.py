@@ -16,7 +16,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from sklearn.linear_model import LogisticRegression
 
-from nbops import modelio
+from nbops.models import modelio
 from nbops.runtime import Capture, CaptureError, PackagedModel, read_records
 from nbops.runtime.capture import parse_part, part_paths
 from nbops.runtime.metrics import ServerMetrics

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from nbops.params import load_yaml, parse_yaml
+from nbops.core.params import load_yaml, parse_yaml
 from nbops.testing import command_env, run
 
 

@@ -1,4 +1,4 @@
-"""`nbops stage add` (nbops.stages): stages built from notebooks, written without disturbing dvc.yaml."""
+"""`nbops stage add` (nbops.pipeline.stages): stages built from notebooks, written without disturbing dvc.yaml."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from nbops.exceptions import NotebookError, StageError
-from nbops.params import load_yaml, parse_yaml
-from nbops.stages import add_stage, merge_report_records, parse_run_cmd, plan_stage, scan_recording
+from nbops.core.exceptions import NotebookError, StageError
+from nbops.core.params import load_yaml, parse_yaml
+from nbops.pipeline.stages import add_stage, merge_report_records, parse_run_cmd, plan_stage, scan_recording
 from nbops.testing import copy_project, write_notebook
 
 from ..conftest import REPO

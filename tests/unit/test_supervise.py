@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from nbops.supervise import DEFAULT_START_TIMEOUT, SettingsError, parse_duration, read_limits, settings_problems
+from nbops.pipeline.supervise import (
+    DEFAULT_START_TIMEOUT,
+    SettingsError,
+    parse_duration,
+    read_limits,
+    settings_problems,
+)
 
 
 @pytest.mark.parametrize("value, seconds", [(90, 90.0), (2.5, 2.5), ("90", 90.0), ("90s", 90.0), ("15m", 900.0),

@@ -1,4 +1,4 @@
-"""nbops.wheelfile: the wheel a model package ships, checked against the format and installed by pip."""
+"""nbops.promotion.wheelfile: the wheel a model package ships, checked against the format and installed by pip."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from nbops.wheelfile import wheel_name, write_wheel
+from nbops.promotion.wheelfile import wheel_name, write_wheel
 
 
 def make_package(root: Path) -> Path:
