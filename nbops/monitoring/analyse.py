@@ -86,7 +86,7 @@ def estimate_section(scan: Scan, profile: Mapping[str, Any], manifest: Mapping[s
             notes.append("the profile records no calibration, so performance is not estimated before labels arrive: "
                          "record one with nbops.save_model(..., calibration=(y_val, scores_val))")
         return None
-    from .estimate import beside_realized, estimate, warnings_of
+    from .estimate import beside_realized, estimate, notes_of, warnings_of
     from .performance import is_positive
 
     decision = manifest.get("decision") if isinstance(manifest.get("decision"), dict) else None
@@ -97,6 +97,7 @@ def estimate_section(scan: Scan, profile: Mapping[str, Any], manifest: Mapping[s
     if not result["usable"]:
         notes.append(f"the performance estimate means nothing here: {result['reason']}")
     warnings += warnings_of(result)
+    notes += notes_of(result)
     return result
 
 

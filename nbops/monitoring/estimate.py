@@ -234,7 +234,8 @@ def beside_realized(result: dict[str, Any], labels: Any, scores: Any, decision: 
 
 
 def warnings_of(result: Mapping[str, Any]) -> list[str]:
-    """What the estimate has to say in the monitor's warnings."""
+    """What the estimate has to say in the monitor's warnings: an estimated drop (before labels),
+    and a realized figure worse than its estimate's band (see `notes_of` for one better than it)."""
     out = []
     if not result.get("usable"):
         return out
@@ -242,10 +243,25 @@ def warnings_of(result: Mapping[str, Any]) -> list[str]:
         if entry.get("dropped") and "realized" not in entry:
             out.append(f"estimated {name} {entry['estimated']:.3g} (before labels) is worse than the calibration data's "
                        f"{entry['reference']:.3g} by more than the tolerance {result['tolerance']:g}")
-        if entry.get("within") is False:
-            out.append(f"realized {name} {entry['realized']:.3g} lies outside the estimate's band {entry['low']:.3g}–{entry['high']:.3g}: "
+        if entry.get("within") is False and _worse_than_band(name, entry):
+            out.append(f"realized {name} {entry['realized']:.3g} is worse than the estimate's band {entry['low']:.3g}–{entry['high']:.3g}: "
                        "what a score means has changed since calibration (concept drift), so estimates no longer hold")
     return out
+
+
+def notes_of(result: Mapping[str, Any]) -> list[str]:
+    """A realized figure better than its estimate's band: worth knowing (the calibration undersells
+    the model, say its out-of-fold models were weaker than the final one), not a warning."""
+    if not result.get("usable"):
+        return []
+    return [f"realized {name} {entry['realized']:.3g} is better than the estimate's band {entry['low']:.3g}–{entry['high']:.3g}"
+            for name, entry in (result.get("metrics") or {}).items()
+            if entry.get("within") is False and not _worse_than_band(name, entry)]
+
+
+def _worse_than_band(name: str, entry: Mapping[str, Any]) -> bool:
+    higher = METRICS.get(name, True)
+    return entry["realized"] < entry["low"] if higher else entry["realized"] > entry["high"]
 
 
 def _threshold(decision: Mapping[str, Any] | None, calibration: Mapping[str, Any]) -> float | None:

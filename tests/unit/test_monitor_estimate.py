@@ -9,7 +9,7 @@ import pytest
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from nbops.monitoring.calibration import MIN_POSITIVES, POOR_CALIBRATION, build_calibration, calibrated
-from nbops.monitoring.estimate import ScoreBins, beside_realized, estimate, warnings_of
+from nbops.monitoring.estimate import ScoreBins, beside_realized, estimate, notes_of, warnings_of
 
 THRESHOLD = 0.4
 DECISION = {"threshold": THRESHOLD, "positive_class": 1, "review_cost": 3.0, "miss_cost": 150.0}
@@ -95,18 +95,25 @@ def test_the_bands_hold_the_realized_figure_about_as_often_as_they_say(calibrati
 
 
 def test_a_changed_relation_is_invisible_before_labels_and_caught_once_they_arrive(calibration):
-    """Concept drift: the same scores now mean more positives (P = r^1.5). The estimate, from the
-    scores alone, cannot know; once labels arrive the realized figures leave the bands and the
-    monitor says what that means."""
+    """Concept drift: the same scores now mean fewer positives (P = r⁵). The estimate, from the
+    scores alone, cannot know; once labels arrive the realized figures fall below the bands and
+    the monitor warns. The other way round (P = r^1.5, more positives) is a note, not a warning."""
     rng = np.random.default_rng(4)
-    r, y = draw(rng, 20_000, power=1.5)
+    r, y = draw(rng, 20_000, power=5.0)
     result = estimate(window(calibration, r), DECISION, tolerance=0.05)
     assert not any(m.get("dropped") for m in result["metrics"].values())
     beside_realized(result, y, r, DECISION, min_labels=30)
-    outside = [name for name, m in result["metrics"].items() if m["within"] is False]
-    assert {"precision", "cost_per_row"} <= set(outside)
+    assert result["metrics"]["precision"]["within"] is False
     said = warnings_of(result)
-    assert any("realized precision" in w and "concept drift" in w for w in said)
+    assert any("realized precision" in w and "worse than the estimate's band" in w and "concept drift" in w for w in said)
+    assert not any(n.startswith("realized precision") for n in notes_of(result))
+
+    r, y = draw(rng, 20_000, power=1.5)
+    better = estimate(window(calibration, r), DECISION, tolerance=0.05)
+    beside_realized(better, y, r, DECISION, min_labels=30)
+    assert better["metrics"]["precision"]["within"] is False
+    assert not any("precision" in w for w in warnings_of(better))
+    assert any(n.startswith("realized precision") and "better than the estimate's band" in n for n in notes_of(better))
 
 
 def test_an_estimated_drop_is_flagged_before_labels(calibration):
