@@ -262,26 +262,30 @@ def register_model(
     version: str | None = "0.1.0",
     stage: str | None = "production",
     registry: str | os.PathLike[str] | None = None,
+    decision: Any = None,
+    calibration: Any = None,
 ) -> Path:
     """Save `model` with its reference profile into `project`/models (as nbops.save_model in a
     stage would) and publish it as a package version in a real registry (default
     `project`/registry; a folder or an fsspec URL), without a pipeline: for tests and benchmarks
-    of what reads packages. `version=None` publishes the next version. Returns the package folder
-    (its URL for a remote registry)."""
+    of what reads packages. `version=None` publishes the next version. `decision` and
+    `calibration` go to save_model as they are. Returns the package folder (its URL for a
+    remote registry)."""
     from .promotion import package
     from .pipeline import record
     from .models.registry import Registry
 
     project = Path(project)
     with environment({record.ENV_ROOT: str(project), record.ENV_STAGE: "train", record.ENV_JOURNAL: None}):
-        saved = record.save_model(model, name, sample_input=X_train.head(10), reference=X_train)
+        saved = record.save_model(model, name, sample_input=X_train.head(10), reference=X_train, decision=decision,
+                                  calibration=calibration)
     reg = Registry(registry or project / "registry")
     keep = ("description", "estimator", "task", "classes", "signature", "sample_input", "sample_predictions",
-            "sample_probabilities", "versions")
+            "sample_probabilities", "versions", "decision", "sample_decisions")
     with reg.lock(name):
         version = version or reg.next_version(name)
         build = reg.build_dir(name)
-        manifest = {**{k: saved[k] for k in keep}, "name": name, "version": version, "metrics": dict(metrics or {})}
+        manifest = {**{k: saved[k] for k in keep if k in saved}, "name": name, "version": version, "metrics": dict(metrics or {})}
         models = project / "models"
         package.build_core(build, manifest, models / f"{name}.skops", models / f"{name}.profile.json")
         path = reg.publish(name, version, build)

@@ -27,8 +27,10 @@ The world is the small one (500 cards, 1,000 terminals); the timeline, in weeks 
     week 17     the new champion serves
 
 Each week, at its end, monitoring compares the week's inputs with the serving version's training
-profile (the drift), and the labels of the week before arrive (fraud is confirmed a week later):
-the live metrics of that week, champion and shadow, are computed from the capture. Card
+profile (the drift) and estimates its performance from the scores alone (the calibration the
+profile records), and the labels of the week before arrive (fraud is confirmed a week later):
+the live metrics of that week, champion and shadow, are computed from the capture, and the
+estimate made a week earlier stands beside them. Card
 precision@k is the handbook's daily measure with k scaled to the world: 100 of 5,000 cards is
 10 of the small world's 500.
 """
@@ -261,6 +263,17 @@ def drift_summary(result: Any) -> dict[str, Any]:
     }
 
 
+def estimate_summary(estimate: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What monitoring estimated from the week's scores (and, once labels joined, realized beside)."""
+    if not estimate:
+        return None
+    keep = ("estimated", "low", "high", "reference", "dropped", "realized", "error", "within")
+    return {
+        "usable": estimate.get("usable"), "rows": estimate.get("rows"), "expected_positives": estimate.get("expected_positives"),
+        "metrics": {name: {k: m[k] for k in keep if k in m} for name, m in (estimate.get("metrics") or {}).items()},
+    }
+
+
 def wait_for(server: Any, check: Any, what: str, timeout: float = 120) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
     while True:
@@ -370,6 +383,7 @@ def run_story(workdir: Path, plan: Plan = Plan(), log: Any = print) -> dict[str,
             until = now_iso()  # the shadow's answers are captured after the champion's: the window ends once all are in
             result = monitor(f"{MODEL}@{entry['serving']}", capture=str(capture), since=since, until=until, root=project, jobs=1)
             entry["drift"] = drift_summary(result)
+            entry["estimate"] = estimate_summary(result.estimate)  # before the week's labels: the scores alone
             entry["window"] = [since, until]
             weeks.append(entry)
             _label_week(weeks, week - 1, frame, sent_by_week, capture, labels_dir, project, plan, monitor)
@@ -437,6 +451,8 @@ def _label_week(weeks: list[dict[str, Any]], week: int, frame: Any, sent_by_week
         "live": {name: m.get("live") for name, m in performance.items()},
         "recorded": {name: m.get("recorded") for name, m in performance.items()},
         "shadow": shadow,
+        # the estimate made before the labels (the same scores), now beside the realized figures
+        "estimate": estimate_summary(result.estimate),
     }
 
 
@@ -445,7 +461,8 @@ def _label_week(weeks: list[dict[str, Any]], week: int, frame: Any, sent_by_week
 
 def plot(story_file: Path, folder: Path) -> list[Path]:
     """story.png (per week: drift, live card precision of champion and shadowed challenger, the
-    version serving) and switch.png (the answers around the switch under load)."""
+    serving version's average precision estimated before labels and realized after, the version
+    serving) and switch.png (the answers around the switch under load)."""
     try:
         import matplotlib
     except ImportError:
@@ -459,9 +476,9 @@ def plot(story_file: Path, folder: Path) -> list[Path]:
     folder.mkdir(parents=True, exist_ok=True)
     x = [w["week"] for w in weeks]
     shift_week = plan["shift_day"] / 7
-    fig, (drift_ax, live_ax, version_ax) = plt.subplots(3, 1, figsize=(8, 7.5), sharex=True,
-                                                        gridspec_kw={"height_ratios": [2, 3, 1.2]})
-    for ax in (drift_ax, live_ax, version_ax):
+    fig, (drift_ax, live_ax, estimate_ax, version_ax) = plt.subplots(4, 1, figsize=(8, 9.5), sharex=True,
+                                                                     gridspec_kw={"height_ratios": [2, 3, 2.4, 1.2]})
+    for ax in (drift_ax, live_ax, estimate_ax, version_ax):
         ax.axvspan(shift_week - 0.5, x[-1] + 0.5, color="#f3e3d3", zorder=0)
         for w in weeks:
             if w["events"]:
@@ -497,6 +514,22 @@ def plot(story_file: Path, folder: Path) -> list[Path]:
         for event in w["events"]:
             live_ax.text(w["week"] + 0.55, live_ax.get_ylim()[1] * 0.97, "retrained,\nto staging" if "staging" in event else "to production,\nunder load",
                          fontsize=7, va="top", color="#555")
+
+    # the serving version's average precision, estimated from the week's scores at its end (before
+    # any label) with its band, and realized once the labels arrived a week later
+    estimated = [(w["week"], w["estimate"]["metrics"]["average_precision"]) for w in weeks
+                 if (w.get("estimate") or {}).get("metrics", {}).get("average_precision")]
+    if estimated:
+        xs = [e[0] for e in estimated]
+        estimate_ax.fill_between(xs, [e[1].get("low", e[1]["estimated"]) for e in estimated],
+                                 [e[1].get("high", e[1]["estimated"]) for e in estimated], color="#d6e4f0", label="band (95%)")
+        estimate_ax.plot(xs, [e[1]["estimated"] for e in estimated], "o-", color="#2c6fbb", label="estimated at the week's end")
+        realized = [(w["week"], w["monitor"]["estimate"]["metrics"]["average_precision"].get("realized")) for w in weeks
+                    if ((w.get("monitor") or {}).get("estimate") or {}).get("metrics", {}).get("average_precision")]
+        estimate_ax.plot([r[0] for r in realized], [r[1] for r in realized], "s", color="#c0392b", label="realized, a week later")
+    estimate_ax.set_ylabel("average precision\n(serving version)")
+    estimate_ax.set_ylim(0, 1)
+    estimate_ax.legend(loc="upper center", fontsize=8, ncol=3)
 
     served = sorted({w["serving"] for w in weeks} | {w["shadow"] for w in weeks if w["shadow"]})
     version_ax.step(x, [served.index(w["serving"]) for w in weeks], where="mid", color="#2c3e50", label="serving")

@@ -108,13 +108,14 @@ def _checks_markdown(checks: list[dict[str, Any]]) -> list[str]:
         return []
     lines = ["", "### Data checks", ""]
     for entry in checks:
+        of = f" of `{entry['source']}`" if entry.get("source") else ""
         if entry.get("passed"):
-            lines.append(f"- `{entry['stage']}`: all checks passed on {entry.get('rows')} rows.")
+            lines.append(f"- `{entry['stage']}`: all checks passed on {entry.get('rows')} rows{of}.")
             continue
         failed = entry.get("failed") or []
         lines += [
             f"**`{entry['stage']}`: {len(failed)} check{'s' if len(failed) != 1 else ''} failed** on "
-            f"{entry.get('rows')} rows" + (" — the stage stopped and nothing downstream ran." if entry.get("stopped") else "."), "",
+            f"{entry.get('rows')} rows{of}" + (" — the stage stopped and nothing downstream ran." if entry.get("stopped") else "."), "",
             "| check | column | failing rows | e.g. (row: value) |", "|---|---|---:|---|",
         ]
         for f in failed:

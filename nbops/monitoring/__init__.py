@@ -11,6 +11,8 @@ Modules (pure functions over arrays and profiles; the CLI, the cell API and CI s
     drift       Evidently's default per-column tests, PSI, computed against the profile
     quality     nulls, unseen categories, values outside the training range
     performance labels joined by request id or key column; live metrics vs the manifest's
+    calibration the calibration a profile records (isotonic map, reliability table, its check)
+    estimate    performance estimated from the scores before labels arrive; realized beside it
     analyse     one run's statistics → a MonitorResult (status, warnings, charts)
     config      thresholds, params.yaml `monitor:`
     report      MonitorResult, status, exit codes, JSON and Markdown; html: the page

@@ -233,7 +233,8 @@ def accumulator_for(reference: Mapping[str, Any], sample: list[Any] | None, refe
 
 
 class Accumulators:
-    """One accumulator per profile column, plus the score and the predicted class."""
+    """One accumulator per profile column, plus the score and the predicted class (and the
+    score by the calibration's bins when the profile records a calibration)."""
 
     def __init__(self, profile: Mapping[str, Any]) -> None:
         sample = (profile.get("sample") or {})
@@ -245,6 +246,12 @@ class Accumulators:
         scores = profile.get("scores")
         self.scores = accumulator_for(scores, sample.get("scores"), rows) if scores else None
         self.predictions = CategoricalAccumulator() if profile.get("predictions") else None
+        # the scores by the calibration's bins, for the performance estimate (estimate.py)
+        self.estimate: Any = None
+        if scores and profile.get("calibration"):
+            from .estimate import ScoreBins
+
+            self.estimate = ScoreBins(profile["calibration"])
         self.rows = 0
         self.missing_columns: Counter[str] = Counter()  # rows lacking a profiled column
         self.extra_columns: Counter[str] = Counter()  # columns not in the profile
@@ -256,6 +263,8 @@ class Accumulators:
             self.scores.merge(other.scores)
         if self.predictions is not None and other.predictions is not None:
             self.predictions.merge(other.predictions)
+        if self.estimate is not None and other.estimate is not None:
+            self.estimate.merge(other.estimate)
         self.rows += other.rows
         self.missing_columns.update(other.missing_columns)
         self.extra_columns.update(other.extra_columns)

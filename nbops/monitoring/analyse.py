@@ -65,12 +65,14 @@ def analyse(
     performance = None
     if joined_by is not None:
         performance = live_performance(scan, manifest, positive, config, joined_by, notes)
+    estimated = estimate_section(scan, profile, manifest, positive, config, warnings, notes)
     shadow = shadow_summary(scan, manifest, positive, config)
     return MonitorResult(
         model=name, version=version, source=source,
         window={**window, "first": scan.first_ts or None, "last": scan.last_ts or None},
         rows=acc.rows, requests=scan.requests, roles=dict(scan.roles), columns=columns, dataset_drift=dataset,
         prediction=prediction, performance=performance, shadow=shadow, notes=notes, warnings=warnings, charts=charts,
+        estimate=estimated,
     )
 
 
@@ -78,6 +80,31 @@ def probability_bounds(of: str) -> tuple[float, float] | None:
     """(0, 1) for a score that is a probability (`record` profiles a classifier's as "probability
     of class …"): its chart's outer bins end there, not at "> 1"."""
     return (0.0, 1.0) if str(of).startswith("probability") else None
+
+
+def estimate_section(scan: Scan, profile: Mapping[str, Any], manifest: Mapping[str, Any], positive: Any,
+                     config: MonitorConfig, warnings: list[str], notes: list[str]) -> dict[str, Any] | None:
+    """Performance estimated from the window's scores (estimate.py), and the realized figures
+    beside it when labels joined."""
+    bins = scan.accumulators.estimate
+    if bins is None:
+        if positive is not None and profile.get("scores"):
+            notes.append("the profile records no calibration, so performance is not estimated before labels arrive: "
+                         "record one with nbops.save_model(..., calibration=(y_val, scores_val))")
+        return None
+    from .estimate import beside_realized, estimate, notes_of, warnings_of
+    from .performance import is_positive
+
+    decision = manifest.get("decision") if isinstance(manifest.get("decision"), dict) else None
+    result = estimate(bins, decision, config.tolerance)
+    joined = scan.joined.get("champion")
+    if joined is not None and joined.labels:
+        beside_realized(result, is_positive(joined.labels, positive), joined.scores, decision, config.min_labels)
+    if not result["usable"]:
+        notes.append(f"the performance estimate means nothing here: {result['reason']}")
+    warnings += warnings_of(result)
+    notes += notes_of(result)
+    return result
 
 
 def chart(reference: Mapping[str, Any], current: Any, bounds: tuple[float, float] | None = None) -> dict[str, Any]:

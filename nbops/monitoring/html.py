@@ -122,6 +122,21 @@ def fragment(result: MonitorResult) -> str:
                     f"<td class='n'>{_num(m.get('recorded'))}</td><td class='n'>{_num(m.get('change'))}</td><td>{'<b>yes</b>' if m.get('dropped') else 'no'}</td></tr>"
                 )
             out.append("</table>")
+    estimate = result.estimate
+    if estimate and estimate.get("metrics"):
+        trust = "" if estimate.get("usable") else f" — <b>not meaningful</b>: {escape(str(estimate.get('reason')))}"
+        out.append(f"<h3>Performance estimated from the scores</h3><div class='muted'>{estimate.get('rows', 0):,} rows, "
+                   f"{_num(estimate.get('expected_positives'))} positives expected{trust}</div>")
+        out.append("<table><tr><th>metric</th><th>estimated</th><th>95% band</th><th>calibration data</th><th>realized</th>"
+                   "<th>within band</th></tr>")
+        for name, m in estimate["metrics"].items():
+            bad = m.get("dropped") or m.get("within") is False
+            out.append(
+                f"<tr class='{'drifted' if bad else ''}'><td>{escape(name)}</td><td class='n'>{_num(m.get('estimated'))}</td>"
+                f"<td class='n'>{_num(m.get('low'))}–{_num(m.get('high'))}</td><td class='n'>{_num(m.get('reference'))}</td>"
+                f"<td class='n'>{_num(m.get('realized'))}</td><td>{escape(str(m.get('within', '–')))}</td></tr>"
+            )
+        out.append("</table>")
     if result.shadow:
         s = result.shadow
         out.append(f"<h3>Shadow</h3><p>{s.get('rows', 0):,} rows, {s.get('paired', 0):,} paired with the champion, agreement {_num(s.get('agreement'))}.</p>")

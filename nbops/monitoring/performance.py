@@ -139,9 +139,7 @@ def live_metrics(
         y = np.array([str(label) for label in labels])
         predicted = np.array([str(p) for p in predictions])
     else:
-        positive_text = str(positive)
-        y = np.array([str(label) == positive_text or (_number(label) == _number(positive)) for label in labels])
-        predicted = np.array([str(p) == positive_text or (_number(p) == _number(positive)) for p in predictions])
+        y, predicted = is_positive(labels, positive), is_positive(predictions, positive)
     values = np.array([np.nan if s is None else float(s) for s in scores])
     results: dict[str, float | None] = {}
     for name in names:
@@ -161,6 +159,14 @@ def live_metrics(
             value = None
         results[name] = None if value is None or value != value else round(float(value), 6)
     return results
+
+
+def is_positive(values: Sequence[Any], positive: Any) -> Any:
+    """Which labels (from CSV text, JSON or the capture) name the positive class: 1, "1", 1.0 alike."""
+    import numpy as np
+
+    text, number = str(positive), _number(positive)
+    return np.array([str(v) == text or (_number(v) == number) for v in values], dtype=bool)
 
 
 def _number(value: Any) -> float | None:

@@ -23,6 +23,10 @@ sample
     up to SAMPLE_ROWS reference rows drawn without replacement with a fixed seed, columnwise,
     with their scores. A reference of at most SAMPLE_ROWS rows is kept whole, so the tests
     Evidently runs on small references (KS, chi-square) see every reference value.
+calibration (optional: `save_model(…, calibration=(y_val, scores_val))`)
+    how often the positive class occurred at each score on labelled rows the model was not
+    trained on: the isotonic map, a reliability table and whether it holds (calibration.py);
+    what estimating performance before labels needs (estimate.py).
 
 The file is deterministic: the same frame gives the same bytes (DVC outs do not churn).
 """
@@ -179,10 +183,17 @@ def describe(profile: Mapping[str, Any]) -> dict[str, Any]:
         holds.append("scores")
     if (profile.get("sample") or {}).get("rows"):
         holds.append("sample")
+    described: dict[str, Any] = {}
+    if profile.get("calibration"):
+        from .calibration import describe as describe_calibration
+
+        holds.append("calibration")
+        described["calibration"] = describe_calibration(profile["calibration"])
     return {
         "columns": [c["name"] for c in profile.get("columns", [])],
         "rows": profile.get("rows"),
         "holds": holds,
+        **described,
     }
 
 
@@ -203,6 +214,9 @@ def dumps(profile: Mapping[str, Any]) -> str:
             cols = ",\n".join(f"      {compact(k)}: {compact(v)}" for k, v in value["columns"].items())
             parts.append(f'    "columns": {{\n{cols}\n    }}')
             lines.append('  "sample": {\n' + ",\n".join(parts) + f"\n  }}{end}")
+        elif key == "calibration":
+            parts = [f"    {compact(k)}: {compact(v)}" for k, v in value.items()]
+            lines.append('  "calibration": {\n' + ",\n".join(parts) + f"\n  }}{end}")
         else:
             lines.append(f"  {compact(key)}: {compact(value)}{end}")
     lines.append("}")
@@ -218,6 +232,10 @@ def validate(profile: Any, where: str) -> dict[str, Any]:
     for column in profile["columns"]:
         if column.get("kind") not in ("numeric", "categorical") or not isinstance(column.get("name"), str):
             raise ValueError(f"{where}: column entry {str(column)[:80]} lacks a name or a kind")
+    if profile.get("calibration") is not None:
+        from .calibration import validate as validate_calibration
+
+        validate_calibration(profile["calibration"], where)
     return profile
 
 

@@ -4,7 +4,9 @@ and HTML (html.py).
 Status, worst first:
     drift   dataset drift (at least `drift_share` of the columns drift), prediction drift, or a
             live metric worse than the manifest's beyond the tolerance
-    warn    a column drifts, a PSI band is moderate or act, or data quality needs a look
+    warn    a column drifts, a PSI band is moderate or act, a metric estimated before labels is
+            worse than on the calibration data beyond the tolerance, a realized metric falls
+            outside its estimate's band, or data quality needs a look
             (categories never seen in training, values outside the training range beyond
             `out_of_range`, more nulls than in training, missing columns, unreadable lines)
     ok      none of these
@@ -42,6 +44,7 @@ class MonitorResult:
     notes: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
     charts: dict[str, Any] = field(default_factory=dict)  # column -> {labels, reference, current}; HTML only
+    estimate: dict[str, Any] | None = None  # performance estimated from the scores (estimate.py)
 
     @property
     def status(self) -> str:
@@ -76,6 +79,7 @@ class MonitorResult:
             "columns": {c["column"]: {k: v for k, v in c.items() if k != "column"} for c in self.columns},
             "prediction": self.prediction,
             "performance": self.performance,
+            "estimate": self.estimate,
             "shadow": self.shadow,
             "warnings": {str(i + 1): w for i, w in enumerate(self.warnings)},
             "notes": {str(i + 1): n for i, n in enumerate(self.notes)},
@@ -148,6 +152,7 @@ def markdown(result: MonitorResult) -> str:
             lines += ["| metric | live | at promotion | change | dropped |", "|---|---:|---:|---:|:-:|"]
             for name, m in perf["metrics"].items():
                 lines.append(f"| {name} | {_num(m.get('live'))} | {_num(m.get('recorded'))} | {_num(m.get('change'))} | {'**yes**' if m.get('dropped') else 'no'} |")
+    lines += estimate_markdown(result.estimate)
     if result.shadow:
         s = result.shadow
         lines += ["", f"**Shadow**: {s.get('rows', 0):,} rows, {s.get('paired', 0):,} paired with the champion, agreement {_num(s.get('agreement'))}."]
@@ -158,3 +163,19 @@ def markdown(result: MonitorResult) -> str:
     if result.notes:
         lines += ["", "Notes:", *[f"- {n}" for n in result.notes]]
     return "\n".join(lines) + "\n"
+
+
+def estimate_markdown(estimate: dict[str, Any] | None) -> list[str]:
+    """The performance estimate's table: estimated (band), the calibration data's figure, realized."""
+    if not estimate or not estimate.get("metrics"):
+        return []
+    trusted = "" if estimate.get("usable") else " — **not meaningful**: " + str(estimate.get("reason"))
+    lines = ["", f"**Performance estimated from the scores** ({estimate.get('rows', 0):,} rows, "
+                 f"{_num(estimate.get('expected_positives'))} positives expected, threshold {_num(estimate.get('threshold'))}){trusted}:", "",
+             "| metric | estimated | 95% band | calibration data | realized | error | within band |", "|---|---:|---|---:|---:|---:|:-:|"]
+    for name, m in estimate["metrics"].items():
+        band = f"{_num(m.get('low'))}–{_num(m.get('high'))}" if "low" in m else "–"
+        flag = " (dropped)" if m.get("dropped") else ""
+        lines.append(f"| {name} | {_num(m.get('estimated'))}{flag} | {band} | {_num(m.get('reference'))} | {_num(m.get('realized'))} | "
+                     f"{_num(m.get('error'))} | {_num(m.get('within'))} |")
+    return lines

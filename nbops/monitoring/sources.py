@@ -348,7 +348,10 @@ def _fold_champions(scan: Scan, spec: ScanSpec, batches: list[Batch]) -> int:
                 parts.append(values)
         _add(column, parts)
     if acc.scores is not None:
-        _add(acc.scores, [scores for scores in (b.scores(spec.positive_index) for b in batches) if scores])
+        score_parts = [scores for scores in (b.scores(spec.positive_index) for b in batches) if scores]
+        _add(acc.scores, score_parts)
+        if acc.estimate is not None:
+            _add(acc.estimate, score_parts)
     if acc.predictions is not None:
         _add(acc.predictions, [b.predictions for b in batches])
     return rows
@@ -490,7 +493,8 @@ def _checked(frame: Any, columns: Sequence[str], path: str) -> Any:
 
 
 def scan_data(path: str, spec: ScanSpec, model: Any, input_columns: Sequence[str]) -> Scan:
-    """Fold a data file into a scan, scoring it with the packaged model (when given)."""
+    """Fold a data file into a scan, scoring it with the packaged model (when given): its labels
+    by the rule the package answers with (the decision at its threshold, when it has one)."""
     import numpy as np
 
     scan = Scan(Accumulators(spec.profile))
@@ -502,28 +506,29 @@ def scan_data(path: str, spec: ScanSpec, model: Any, input_columns: Sequence[str
         for name, column in acc.columns.items():
             series = frame[name]
             column.add(series.to_numpy(dtype=float, na_value=np.nan) if column.kind == "numeric" else series.tolist())
-        if model is not None and (acc.scores is not None or acc.predictions is not None):
-            inputs = frame[list(input_columns)]
-            predictions = np.asarray(model.predict(inputs))
-            if acc.predictions is not None:
-                acc.predictions.add(predictions.tolist())
-            if acc.scores is not None:
-                if spec.positive_index is not None:
-                    acc.scores.add(np.asarray(model.predict_proba(inputs))[:, spec.positive_index])
-                else:
-                    acc.scores.add(predictions.astype(float))
-        if spec.label_keys is not None and spec.key_column in frame.columns:
+        joining = spec.label_keys is not None and spec.key_column in frame.columns
+        if model is None or not (acc.scores is not None or acc.predictions is not None or joining):
+            continue
+        labels, probabilities = model.answer(model.frame(frame[list(input_columns)]))
+        labels = np.asarray(labels)
+        if spec.positive_index is not None and probabilities is not None:
+            scores = np.asarray(probabilities)[:, spec.positive_index]
+        else:
+            scores = labels.astype(float) if labels.dtype.kind in "biuf" else None
+        if acc.predictions is not None:
+            acc.predictions.add(labels.tolist())
+        if acc.scores is not None and scores is not None:
+            acc.scores.add(scores)
+            if acc.estimate is not None and spec.positive_index is not None:
+                acc.estimate.add(scores)
+        if joining:
             joined = scan.joined.setdefault("champion", Joined())
             keys = frame[spec.key_column].tolist()
-            if model is not None:
-                inputs = frame[list(input_columns)]
-                predictions = np.asarray(model.predict(inputs)).tolist()
-                scores = (np.asarray(model.predict_proba(inputs))[:, spec.positive_index].tolist()
-                          if spec.positive_index is not None else predictions)
-                for key, prediction, score in zip(keys, predictions, scores):
-                    label = spec.label_keys.get(key)
-                    if label is not None:
-                        joined.labels.append(label)
-                        joined.scores.append(score)
-                        joined.predictions.append(prediction)
+            shown = scores.tolist() if scores is not None else labels.tolist()
+            for key, prediction, score in zip(keys, labels.tolist(), shown):
+                label = spec.label_keys.get(key)
+                if label is not None:
+                    joined.labels.append(label)
+                    joined.scores.append(score)
+                    joined.predictions.append(prediction)
     return scan

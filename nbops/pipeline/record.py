@@ -309,13 +309,15 @@ def log_checks(
     name: str = "checks",
     examples: int = 5,
     fail: bool = True,
+    source: str | os.PathLike[str] | None = None,
 ) -> dict[str, Any]:
     """Record the result of data checks, and stop the stage when any failed.
 
     `findings` holds one row per failing value: a DataFrame with the columns check, column, row
     and value — or pandera's `SchemaErrors` (or its `failure_cases`) as it is — and None or an
     empty frame when every check passed. `rows` is how many rows were checked; `checks` names
-    every check run, so the plot shows the ones that passed too.
+    every check run, so the plot shows the ones that passed too. `source` names the file checked
+    (its rows are what `row` counts), so the failure's message says where to look.
 
     Writes the metrics rows_checked, checks_failed and rows_failing to metrics/<stage>.json, a
     plot plots/<stage>/<name>.json (failing rows per check, `bar_horizontal`) and the findings
@@ -347,21 +349,26 @@ def log_checks(
     if not plotted:
         plotted = [{"check": "all checks", "failing_rows": 0}]
     log_plot(name, plotted, x="failing_rows", y="check", template="bar_horizontal", title="Failing rows per data check")
-    summary = {"rows": rows, "passed": not failed, "failed": failed}
+    summary: dict[str, Any] = {"rows": rows, "passed": not failed, "failed": failed}
+    if source is not None:
+        summary["source"] = str(source)
+    of = f" of {source}" if source is not None else ""
     _note({"kind": "checks", "stage": current_stage(), "name": name, **summary, "stopped": bool(failed and fail)},
-          f"checks: {'all passed' if not failed else f'{len(failed)} failed'} on {rows} rows")
+          f"checks: {'all passed' if not failed else f'{len(failed)} failed'} on {rows} rows{of}")
     if failed and fail:
-        raise ChecksFailed(describe_failed_checks(failed, rows))
+        raise ChecksFailed(describe_failed_checks(failed, rows, source=summary.get("source")))
     return summary
 
 
-def describe_failed_checks(failed: list[dict[str, Any]], rows: int, limit: int = 3) -> str:
-    """One line: each failed check, its column, its count and a few offending rows."""
+def describe_failed_checks(failed: list[dict[str, Any]], rows: int, limit: int = 3, source: str | None = None) -> str:
+    """One line: each failed check, its column, its count and a few offending rows (of `source`)."""
     parts = []
     for f in failed:
         shown = ", ".join(f"row {e['row']}: {e['value']!r}" for e in f["examples"][:limit])
-        parts.append(f"{f['check']} on {f['column']}: {f['failing_rows']} rows (e.g. {shown})")
-    return f"{len(failed)} data check{'s' if len(failed) != 1 else ''} failed on {rows} rows: " + "; ".join(parts)
+        count = f"{f['failing_rows']} row{'s' if f['failing_rows'] != 1 else ''}"
+        parts.append(f"{f['check']} on {f['column']}: {count} (e.g. {shown})")
+    of = f" of {source}" if source else ""
+    return f"{len(failed)} data check{'s' if len(failed) != 1 else ''} failed on {rows} rows{of}: " + "; ".join(parts)
 
 
 def _findings_table(findings: Any) -> Any:
@@ -402,6 +409,7 @@ def _jsonable(value: Any) -> Any:
 
 def save_model(
     model: Any, name: str, *, sample_input: Any, reference: Any = None, description: str = "", decision: Any = None,
+    calibration: Any = None,
 ) -> dict[str, Any]:
     """Save a fitted model as models/<name>.skops plus a manifest models/<name>.json.
 
@@ -419,6 +427,13 @@ def save_model(
     `reference` (the training frame, e.g. X_train) also records models/<name>.profile.json: the
     distribution the model was trained on and its scores there (nbops/monitoring/profile.py),
     which a promotion puts into the package and `nbops monitor` compares live data with.
+
+    `calibration` (a binary classifier's, with `reference`): `(y, scores)` — labels and the
+    positive class's scores of rows the model was NOT trained on (out-of-fold or validation
+    scores), or a mapping with "labels", "scores" and a "source" saying what they are. The
+    profile then records the calibration (nbops/monitoring/calibration.py: the isotonic map, a
+    reliability table, whether it is good enough), from which `nbops monitor` estimates precision,
+    recall, ROC AUC and the decision's cost on windows whose labels have not arrived yet.
     """
     from ..models import modelio
 
@@ -458,7 +473,11 @@ def save_model(
     if modelio.to_jsonable(replayed) != modelio.to_jsonable(predictions):
         raise RecordError(f"save_model('{name}'): the model predicts differently after a skops round trip; it cannot be saved faithfully")
 
-    profile_bytes = _reference_profile(model, name, reference, signature) if reference is not None else None
+    if calibration is not None and reference is None:
+        raise RecordError(f"save_model('{name}', calibration=...): the calibration goes into the reference profile; "
+                          "pass reference=X_train too")
+    profile_bytes = (_reference_profile(model, name, reference, signature, decision_entry, calibration)
+                     if reference is not None else None)
 
     stage = current_stage()
     model_rel = _destination(stage, project.model_path(name))
@@ -543,8 +562,11 @@ def _decision(model: Any, name: str, decision: Any, probabilities: Any) -> tuple
     return ordered, modelio.apply_decision(probabilities, classes, ordered)
 
 
-def _reference_profile(model: Any, name: str, reference: Any, signature: dict[str, Any]) -> bytes:
-    """The reference profile's bytes: the frame's distribution and the model's scores on it."""
+def _reference_profile(model: Any, name: str, reference: Any, signature: dict[str, Any],
+                       decision: dict[str, Any] | None = None, calibration: Any = None) -> bytes:
+    """The reference profile's bytes: the frame's distribution and the model's scores on it (the
+    predicted labels by the rule the package answers with: the decision, when there is one), and
+    the calibration when given."""
     import numpy as np
     import pandas as pd
 
@@ -579,10 +601,45 @@ def _reference_profile(model: Any, name: str, reference: Any, signature: dict[st
         scores, score_of = predictions, "prediction"
     else:
         scores, score_of = None, ""  # multiclass: the predicted classes' counts describe the output
+    if decision is not None and probabilities is not None:
+        predictions = np.asarray(modelio.apply_decision(probabilities, modelio.to_jsonable(classes), decision))
     profile = build_profile(
         frame, scores=scores, score_of=score_of, predictions=predictions if probabilities is not None else None
     )
+    if calibration is not None:
+        profile["calibration"] = _calibration(name, calibration, classes, score_of if scores is not None else "", decision)
     return dumps(profile).encode("utf-8")
+
+
+def _calibration(name: str, given: Any, classes: list[Any], score_of: str, decision: dict[str, Any] | None) -> dict[str, Any]:
+    """The profile's calibration entry from save_model's `calibration=` (see save_model)."""
+    import numpy as np
+
+    from ..models import modelio
+    from ..monitoring.calibration import build_calibration
+
+    where = f"save_model('{name}', calibration=...)"
+    if not score_of.startswith("probability"):
+        raise RecordError(f"{where}: calibration needs a classifier of two classes (its score: the positive class's probability)")
+    source = ""
+    if isinstance(given, Mapping):
+        missing = [k for k in ("labels", "scores") if k not in given]
+        if missing:
+            raise RecordError(f"{where}: the mapping needs 'labels' and 'scores' (and may say its 'source')")
+        labels, scores, source = given["labels"], given["scores"], str(given.get("source", ""))
+    elif isinstance(given, (tuple, list)) and len(given) == 2:
+        labels, scores = given
+    else:
+        raise RecordError(f"{where}: give (labels, scores) of rows the model was not trained on, e.g. (y_val, scores_val)")
+    positive = modelio.to_jsonable(classes[1])
+    y = np.asarray(labels) == positive
+    threshold = None
+    if decision is not None and decision.get("positive_class") == positive:
+        threshold = decision["threshold"]
+    try:
+        return build_calibration(y, scores, threshold=threshold, of=score_of, source=source)
+    except ValueError as exc:
+        raise RecordError(f"{where}: {exc}") from None
 
 
 def load_model(name: str) -> Any:

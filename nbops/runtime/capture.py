@@ -16,7 +16,10 @@ takes the whole buffer, and writes ONE columnar line per (model, version, role) 
      "request_id": [N], "ts": [N], "latency_ms": [N], "rows": [N],          per request
      "inputs": {column: [sum(rows)]}, "predictions": [sum(rows)],            per row, requests in order
      "classes": [...], "probabilities": {"<class>": [sum(rows)], ...},       classifiers
-     "decisions": [sum(rows)], "threshold": t}                               with a decision threshold
+     "threshold": t}                                                         with a decision threshold
+
+The predictions are the labels the server answered: with a decision threshold, the decisions at
+`threshold` (lines written before that rule also hold "decisions", still read).
 
 Row j of request i is at offset sum(rows[:i]) + j. A reader parses one line per batch of
 requests instead of one per request (parsing small JSON objects was ~80% of `nbops monitor`'s
@@ -251,8 +254,7 @@ class Capture:
             record["classes"] = classes
             record["probabilities"] = {str(c): _values(probabilities[:, i], native) for i, c in enumerate(classes)}
             decision = getattr(model, "decision", None)
-            if decision is not None:
-                record["decisions"] = decision.apply(probabilities)
+            if decision is not None:  # the predictions are the decisions at this threshold (the served label)
                 record["threshold"] = decision.threshold
         return self._dumps(record) + b"\n"
 

@@ -26,9 +26,9 @@ TOKEN_ENV = "NBOPS_SERVE_TOKEN"
 
 
 def predict_csv(model: PackagedModel, source: str | os.PathLike[str] | Any, output: str | os.PathLike[str] | Any | None = None) -> Any:
-    """Score a CSV: its rows (validated like an HTTP request) plus a `prediction` column and, for
-    classifiers, one `probability_<class>` column per class (and `decision`, at the package's
-    decision threshold when it has one). Writes CSV to `output` (a path or a
+    """Score a CSV: its rows (validated like an HTTP request) plus a `prediction` column (the
+    decision at the package's threshold when it has one, as the server answers) and, for
+    classifiers, one `probability_<class>` column per class. Writes CSV to `output` (a path or a
     file object; stdout when None) and returns the scored DataFrame."""
     import pandas as pd
 
@@ -44,15 +44,13 @@ def predict_csv(model: PackagedModel, source: str | os.PathLike[str] | Any, outp
         frame = model.frame(data)
     except InputError as exc:
         raise InputError(f"{source}: {exc}") from None
-    predictions, probabilities = model.predict_frame(frame)
+    predictions, probabilities = model.answer(frame)  # with a threshold, the prediction is the decision
     scored = frame.copy()
     scored["prediction"] = predictions
     if probabilities is not None:
         classes = model.classes or list(range(probabilities.shape[1]))
         for i, label in enumerate(classes):
             scored[f"probability_{label}"] = probabilities[:, i]
-        if model.decision is not None:
-            scored["decision"] = model.decision.apply(probabilities)
     scored.to_csv(sys.stdout if output is None else output, index=False)
     return scored
 

@@ -1,7 +1,8 @@
 """The HTTP server: a plain ASGI app with four routes, bound and run by uvicorn.
 
     POST /predict    a JSON payload (signature.SHAPES) → predictions (+ probabilities, classes;
-                     + decisions and threshold when the package has a decision threshold)
+                     + threshold when the package has a decision threshold: then each
+                     prediction IS the decision at that threshold; /metadata's "label" says so)
     GET  /health     liveness: always open, even when a bearer token is required; the version
                      served, and what follow.py / shadow.py report when following a stage
     GET  /metadata   the manifest's summary: signature, metrics, lineage, an example request
@@ -291,7 +292,7 @@ class App:
         served = served or self.served
         model = served.model
         inputs = model.arrays(payload, max_rows=self.max_rows)
-        predictions, probabilities = model.predict_frame(inputs)
+        predictions, probabilities = model.answer(inputs)  # the label: the decision when there is a threshold
         self.scored(exchange, model, inputs, predictions, probabilities)
         if self.shadow is not None:
             self.shadow.submit(exchange.request_id.decode() if exchange is not None else "", payload, inputs, model,
@@ -300,8 +301,6 @@ class App:
         head = b'{"predictions":' + self.dumps(jsonio.array_json(predictions, self.numpy_native))
         if probabilities is not None:
             head += b',"probabilities":' + self.dumps(jsonio.array_json(probabilities, self.numpy_native))
-            if model.decision is not None:
-                head += b',"decisions":' + self.dumps(model.decision.apply(probabilities))
         return head + b"," + served.tail
 
     def scored(self, exchange: Exchange | None, model: PackagedModel, inputs: Any, predictions: Any, probabilities: Any) -> None:
@@ -396,6 +395,7 @@ def metadata(model: PackagedModel) -> dict[str, Any]:
         "versions": manifest.get("versions") or {},
         "sha256": manifest.get("sha256"),
         "decision": manifest.get("decision"),
+        "label": model.label_rule,
         "example": example,
     }
 

@@ -46,10 +46,23 @@ class Decision:
 
     def apply(self, probabilities: Any) -> list[Any]:
         """The decisions for rows of class probabilities (columns in the order of the classes)."""
+        return self.labels(probabilities).tolist()
+
+    def labels(self, probabilities: Any) -> Any:
+        """The decisions as a numpy array (what a served answer's `predictions` holds)."""
         import numpy as np
 
         flagged = np.asarray(probabilities, dtype=np.float64)[:, self.index] >= self.threshold
-        return [self.positive_class if f else self.other_class for f in flagged.tolist()]
+        return np.where(flagged, np.asarray(self.positive_class), np.asarray(self.other_class))
+
+    def rule(self) -> dict[str, Any]:
+        """The label rule, as /metadata states it."""
+        return {
+            "rule": "threshold", "threshold": self.threshold, "positive_class": self.positive_class,
+            "other_class": self.other_class, "score": f"probability of class {self.positive_class}",
+            "text": f"{self.positive_class} when the probability of class {self.positive_class} is at least "
+                    f"{self.threshold}, else {self.other_class}",
+        }
 
 
 def apply_decision(probabilities: Any, classes: list[Any], decision: Mapping[str, Any]) -> list[Any]:
@@ -198,6 +211,23 @@ class PackagedModel:
     @property
     def has_proba(self) -> bool:
         return hasattr(self.model, "predict_proba")
+
+    def answer(self, inputs: Any) -> tuple[Any, Any]:
+        """(labels, probabilities or None) for validated inputs: what the package answers. The
+        label follows one rule: the decision at the package's threshold when it has one (the
+        probability is the score), else the model's own prediction (`label_rule` says which)."""
+        predictions, probabilities = self.predict_frame(inputs)
+        if self.decision is not None and probabilities is not None:
+            return self.decision.labels(probabilities), probabilities
+        return predictions, probabilities
+
+    @property
+    def label_rule(self) -> dict[str, Any]:
+        """Which rule the answer's label follows (GET /metadata's `label`)."""
+        if self.decision is not None:
+            return self.decision.rule()
+        text = "the most probable class (the model's predict)" if self.has_proba else "the model's predict"
+        return {"rule": "model", "text": text}
 
     def predict_frame(self, inputs: Any) -> tuple[Any, Any]:
         """(predictions, probabilities or None) for already validated inputs: a DataFrame from

@@ -130,7 +130,7 @@ class Shadow:
         try:
             if challenger.manifest.get("signature") != champion.manifest.get("signature"):
                 inputs = challenger.arrays(payload, max_rows=self.max_rows)
-            shadow_predictions, probabilities = challenger.predict_frame(inputs)
+            shadow_predictions, probabilities = challenger.answer(inputs)  # its own label rule
         except InputError as exc:
             self.failed += 1
             self._note_error(f"{challenger.version} refused a request the champion took: {exc}")

@@ -31,11 +31,9 @@ def _tracked_example_files() -> list[str]:
     return [line for line in listed.stdout.splitlines() if line.strip()]
 
 
-@pytest.fixture(scope="module")
-def fraud(tmp_path_factory):
+def _build(home: Path) -> tuple[Path, Path, dict, object, float]:
     """A git repository with a root DVC project and the example nested in it, as in this
     repository; the example reproduced once with its default (small) parameters."""
-    home = tmp_path_factory.mktemp("fraud")
     env = command_env(home)
     repo = home / "repo"
     for name in _tracked_example_files():
@@ -59,6 +57,27 @@ def fraud(tmp_path_factory):
     return repo, project, env, first, seconds
 
 
+@pytest.fixture(scope="session")
+def built_fraud(tmp_path_factory):
+    """The example reproduced once per test run; tests that change it work on a copy (`fraud_copy`)."""
+    return _build(tmp_path_factory.mktemp("fraud"))
+
+
+@pytest.fixture(scope="module")
+def fraud(built_fraud):
+    return built_fraud
+
+
+@pytest.fixture(scope="module")
+def fraud_copy(built_fraud, tmp_path_factory):
+    """A copy of the reproduced repository (git, DVC cache and all) that the bad-batch tests may
+    change, and the good batch (the build's data/raw) they start from."""
+    repo, project, _, _, _ = built_fraud
+    dest = tmp_path_factory.mktemp("fraud-copy")
+    shutil.copytree(repo, dest / "repo", symlinks=True)
+    return dest / "repo", dest / "repo" / project.relative_to(repo), command_env(dest), project / "data/raw"
+
+
 def test_repro_in_the_example_runs_every_stage(fraud):
     _, project, env, first, seconds = fraud
     for stage in STAGES:
@@ -77,6 +96,17 @@ def test_repro_in_the_example_runs_every_stage(fraud):
                  "plots/evaluate/cost_by_threshold.json", "plots/validate/checks.json"):
         assert json.loads((project / plot).read_text()), plot
     assert "Running stage" not in run(["dvc", "repro"], project, env).stdout
+    # both protocols, side by side, where `dvc metrics show` lists the evaluation
+    shown = json.loads(run(["dvc", "metrics", "show", "--json"], project, env).stdout)
+    listed = next(iter(shown.values()))["data"]["metrics/evaluate.json"]["data"]
+    for name in ("roc_auc", "average_precision", "card_precision_at_100", "handbook_split_roc_auc",
+                 "handbook_prequential_roc_auc", "handbook_prequential_average_precision", "handbook_prequential_card_precision_at_k"):
+        assert name in listed, name
+    assert listed["handbook_folds"] == 4 and listed["handbook_k"] == 10  # 100 of 5,000 cards, scaled to 500
+    # the known compromised cards removed from the test days: card precision is lower without them
+    assert listed["handbook_prequential_card_precision_at_k"] < listed["handbook_prequential_card_precision_at_k_known_cards_kept"]
+    profile = json.loads((project / "models/fraud-detector.profile.json").read_text())
+    assert profile["calibration"]["check"]["usable"] and profile["calibration"]["source"].startswith("out-of-fold")
 
 
 def test_the_root_pipeline_does_not_see_the_example(fraud):
@@ -126,9 +156,10 @@ def test_the_promoted_package_serves_scores_and_decisions(fraud, tmp_path):
     threshold = package["decision"]["threshold"]
     scores = np.asarray(answer["probabilities"])[:, 1]
     assert answer["threshold"] == threshold
-    assert answer["decisions"] == [1 if s >= threshold else 0 for s in scores]
+    # one label per rule: the answer's label is the decision at the threshold, and nothing else
+    assert answer["predictions"] == [1 if s >= threshold else 0 for s in scores] and "decisions" not in answer
     # the decisions catch frauds: most of the 25 frauds are flagged, few of the 75 genuine ones
-    flagged = np.asarray(answer["decisions"])
+    flagged = np.asarray(answer["predictions"])
     assert flagged[:25].mean() > 0.5 and flagged[25:].mean() < 0.3
 
 
@@ -148,10 +179,14 @@ def test_champion_and_challenger_are_compared_on_the_same_weeks(fraud):
     assert dry["ok"] and {g["name"]: g["passed"] for g in dry["gates"]}["champion"]
 
 
-def test_a_bad_batch_stops_the_pipeline_with_a_report(fraud, tmp_path):
-    repo, project, env, _, _ = fraud
+def _model_files(project: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted((project / "models").glob("fraud-detector*"))}
+
+
+def test_a_bad_batch_stops_the_pipeline_with_a_report(fraud_copy, tmp_path):
+    repo, project, env, good_batch = fraud_copy
     batch = tmp_path / "batch"
-    shutil.copytree(project / "data/raw", batch)
+    shutil.copytree(good_batch, batch, ignore=shutil.ignore_patterns("intake.json"))
     tx = pd.read_parquet(batch / "transactions.parquet")
     tx.loc[100, "tx_amount"] = -40.0
     tx.loc[200, "customer_id"] = 987_654
@@ -160,24 +195,112 @@ def test_a_bad_batch_stops_the_pipeline_with_a_report(fraud, tmp_path):
     tx.to_parquet(batch / "transactions.parquet", index=False)
     featurized = (project / "reports/featurize.ipynb").read_bytes()
     set_params(project, {"generate": {"source": str(batch)}})
-
-    failed = run(["dvc", "repro"], project, env, check=False, timeout=900)
+    try:
+        failed = run(["dvc", "repro"], project, env, check=False, timeout=900)
+    finally:
+        set_params(project, {"generate": {"source": ""}})
     output = failed.stdout + failed.stderr
     assert failed.returncode != 0
     assert "Running stage 'validate'" in failed.stdout and "Running stage 'featurize'" not in failed.stdout
-    assert "data checks failed" in output and "amount_not_negative on tx_amount: 1 rows (e.g. row 100: -40.0)" in output
+    assert "data checks failed" in output and "amount_not_negative on tx_amount: 1 row (e.g. row 100: -40.0)" in output
     assert (project / "reports/featurize.ipynb").read_bytes() == featurized  # nothing downstream ran
     assert not (project / "data/validated").exists()
     metrics = json.loads((project / "metrics/validate.json").read_text())
-    assert metrics["checks_failed"] == 4 and metrics["rows_failing"] == 5  # the duplicate id is two rows
+    # the 2031 row also contradicts its own seconds: five checks, five rows (the duplicate id is two)
+    assert metrics["checks_failed"] == 5 and metrics["rows_failing"] == 5
     plotted = {row["check"]: row["failing_rows"] for row in json.loads((project / "plots/validate/checks.json").read_text())}
     assert plotted["known_customer (customer_id)"] == 1 and plotted["field_uniqueness (transaction_id)"] == 2
     assert plotted["not_in_future (tx_datetime)"] == 1 and plotted["known_terminal"] == 0
+    assert plotted["seconds_agree_with_datetime (tx_time_seconds)"] == 1
 
     report = run(["nbops", "report"], project, env).stdout
-    assert "**`validate`: 4 checks failed** on" in report
+    assert "**`validate`: 5 checks failed** on" in report and "rows of `data/raw/transactions.parquet`" in report
     assert "| `known_customer` | `customer_id` | 1 | 200: `987654` |" in report
     assert "`checks_failed`" in report  # the metric's change against the last commit
+
+
+def _shifted_a_year(tx):
+    """The issue's batch: the last rows' seconds and days a year after their datetime (once, this
+    emptied the training window, and train crashed leaving models/ empty)."""
+    rows = tx.index[-50:]
+    tx.loc[rows, "tx_time_seconds"] += 365 * 86_400
+    tx.loc[rows, "tx_time_days"] += 365
+    return tx, None
+
+
+def _future_despite_a_declared_end(tx):
+    tx.loc[len(tx) - 1, "tx_datetime"] = pd.Timestamp("2031-01-01")
+    tx.loc[len(tx) - 1, "tx_time_seconds"] = int((pd.Timestamp("2031-01-01") - pd.Timestamp("2018-04-01")).total_seconds())
+    tx.loc[len(tx) - 1, "tx_time_days"] = int(tx.loc[len(tx) - 1, "tx_time_seconds"]) // 86_400
+    return tx, {"end": "2032-01-01T00:00:00"}  # the batch says it runs to 2032: no excuse
+
+
+def _genuine_with_a_scenario(tx):
+    tx.loc[500, ["tx_fraud", "tx_fraud_scenario"]] = [0, 2]
+    return tx, None
+
+
+def _labels_as_floats(tx):
+    return tx.assign(tx_fraud=tx["tx_fraud"].astype(float)), None
+
+
+def _empty(tx):
+    return tx.iloc[:0], None
+
+
+def _a_gap_where_training_was(tx):
+    """Valid rows, but none in the training window (days 35–69 of the default split)."""
+    return tx[(tx["tx_time_days"] < 30) | (tx["tx_time_days"] >= 70)].reset_index(drop=True), None
+
+
+def _not_utf8(tx):
+    return tx, b'{"start": "2018-04-01T00:00:00", "end": "2018-07-15T00:00:00", "sc\xe9le": "small"}'
+
+
+CONTRADICTIONS = {
+    # case: (change, the stage that stops, what the one line must say)
+    "time fields a year apart": (_shifted_a_year, "validate",
+                                 "seconds_agree_with_datetime on tx_time_seconds: 50 rows (e.g. row 95585: '40596273 s from the batch start"),
+    "in the future, whatever the batch declares": (_future_despite_a_declared_end, "validate",
+                                                   "not_in_future on tx_datetime: 1 row (e.g. row 95634: '2031-01-01 00:00:00')"),
+    "a genuine label with a fraud scenario": (_genuine_with_a_scenario, "validate",
+                                              "label_agrees_with_scenario on tx_fraud: 1 row (e.g. row 500: '0 with tx_fraud_scenario 2')"),
+    "labels of the wrong type": (_labels_as_floats, "validate", "dtype on tx_fraud: 95635 rows (e.g. row 0: '0.0 (float64, expected int64)'"),
+    "an empty batch": (_empty, "generate", "transactions.parquet: no transactions (an empty batch)"),
+    "an empty training window": (_a_gap_where_training_was, "featurize",
+                                 "data/validated/transactions.parquet: no transactions in the training window, days 35–69"),
+    "batch.json not UTF-8": (_not_utf8, "generate", "batch.json: not UTF-8 text (byte 66: b'\\xe9')"),
+}
+
+
+@pytest.mark.parametrize("case", list(CONTRADICTIONS))
+def test_a_contradictory_batch_stops_early_and_the_last_good_model_stays(fraud_copy, tmp_path, case):
+    """Each batch stops at the first stage that can tell, with one line naming the file, the
+    column and a real row; train never starts, so models/ keeps the last good model (the choice:
+    checks early enough that nothing downstream starts, rather than restoring outputs)."""
+    repo, project, env, good_batch = fraud_copy
+    change, stage, said = CONTRADICTIONS[case]
+    good = _model_files(project)
+    assert set(good) == {"fraud-detector.json", "fraud-detector.profile.json", "fraud-detector.skops"}
+    batch = tmp_path / "batch"
+    shutil.copytree(good_batch, batch, ignore=shutil.ignore_patterns("intake.json"))
+    tx, declared = change(pd.read_parquet(batch / "transactions.parquet"))
+    tx.to_parquet(batch / "transactions.parquet", index=False)
+    if isinstance(declared, bytes):
+        (batch / "batch.json").write_bytes(declared)
+    elif declared:
+        (batch / "batch.json").write_text(json.dumps({**json.loads((batch / "batch.json").read_text()), **declared}))
+    set_params(project, {"generate": {"source": str(batch)}})
+    try:
+        failed = run(["dvc", "repro"], project, env, check=False, timeout=900)
+    finally:
+        set_params(project, {"generate": {"source": ""}})
+    errors = [line for line in (failed.stdout + failed.stderr).splitlines() if line.startswith("nbops: error:")]
+    assert failed.returncode != 0 and len(errors) == 1, failed.stdout + failed.stderr
+    assert f"notebooks/{stage}.py" in errors[0] and said in errors[0], errors[0]
+    assert "Traceback" not in failed.stderr and "row None" not in errors[0]
+    assert f"Running stage '{stage}'" in failed.stdout and "Running stage 'train'" not in failed.stdout
+    assert _model_files(project) == good
 
 
 # The handbook's published figures for its full setting (5,000 customers, 10,000 terminals, 183 days).
@@ -201,3 +324,45 @@ def test_full_scale_reproduces_the_handbooks_published_figures():
     for figure, published in PUBLISHED.items():
         assert abs(counts[figure] / published - 1) <= TOLERANCE[figure], (figure, counts[figure], published)
     assert abs(counts["fraud_rate"] - 0.0084) <= 0.0003  # 0.84% ± 0.03 points
+
+
+# The handbook's baselines (chapter 5, its ModelSelection notebook: four prequential folds averaged)
+# of the models comparable to ours: logistic regression, random forest, XGBoost.
+HANDBOOK_CHAPTER_5 = {"roc_auc": (0.868, 0.870), "average_precision": (0.623, 0.687), "card_precision_at_k": (0.297, 0.303)}
+# Our figures vary between seeds of the simulator (the handbook's are one seed of its own): over
+# seeds 0–3 the project's model gave standard deviations of 0.013 (ROC AUC), 0.014 (average
+# precision) and 0.009 (card precision@100) — "within the spread" allows two of them either side.
+BETWEEN_SEEDS = {"roc_auc": 0.013, "average_precision": 0.014, "card_precision_at_k": 0.009}
+
+
+def test_full_scale_handbook_protocol_lands_on_the_handbooks_baselines():
+    """The handbook's world (seed 0), its features, its protocol (fraudkit/protocol.py), the
+    project's model configuration: the prequential figures land among the handbook's comparable
+    models, and without the known-cards filter card precision comes out about 0.13 higher, as
+    the handbook says."""
+    sys.path.insert(0, str(REPO / EXAMPLE))
+    try:
+        from fraudkit import features, protocol, simulate
+    finally:
+        sys.path.remove(str(REPO / EXAMPLE))
+    from sklearn.ensemble import HistGradientBoostingClassifier
+    from threadpoolctl import threadpool_limits
+
+    featured = features.add_features(simulate.simulate(simulate.WORLDS["full"], seed=0).transactions)
+    start = protocol.first_training_day(protocol.origin_of(featured), int(featured["tx_time_days"].max()))
+    k = protocol.scaled_k(featured["customer_id"].nunique())
+    assert (start, k) == (115, 100)  # 2018-07-25, the handbook's own date; its 100 cards
+
+    def model():  # params.yaml train: the project's configuration
+        return HistGradientBoostingClassifier(learning_rate=0.1, max_iter=100, max_leaf_nodes=31, class_weight="balanced",
+                                              early_stopping=False, random_state=0)
+
+    with threadpool_limits(1):
+        folds = protocol.evaluate(model, featured, features.feature_names(), start, k)
+    print(folds.round(3).to_string())
+    assert folds["train_first_day"].tolist() == [115, 108, 101, 94] and folds["test_first_day"].tolist() == [129, 122, 115, 108]
+    mean = folds.mean(numeric_only=True)
+    for name, (low, high) in HANDBOOK_CHAPTER_5.items():
+        margin = 2 * BETWEEN_SEEDS[name]
+        assert low - margin <= mean[name] <= high + margin, (name, mean[name], (low, high))
+    assert 0.09 <= mean["card_precision_at_k_known_cards_kept"] - mean["card_precision_at_k"] <= 0.17

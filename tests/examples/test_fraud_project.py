@@ -24,7 +24,7 @@ def test_stages_are_exactly_what_stage_add_writes(tmp_path):
         "validate": (["fraudkit/checks.py", "data/raw"], ["data/validated"]),
         "featurize": (["fraudkit/features.py", "data/validated"], ["data/features"]),
         "train": (["fraudkit/features.py", "data/features/train.parquet"], []),
-        "evaluate": (["fraudkit/features.py", "data/features/test.parquet"], []),
+        "evaluate": (["fraudkit/features.py", "fraudkit/protocol.py", "data/features/test.parquet", "data/features/all.parquet"], []),
     }
     for stage, (deps, outs) in given.items():
         add_stage(project / f"notebooks/{stage}.ipynb", deps=[str(project / d) for d in deps],

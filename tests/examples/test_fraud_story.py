@@ -38,7 +38,7 @@ def test_a_delivered_batch_passes_the_checks_and_holds_the_days_so_far(story, tm
     transactions = pd.read_parquet(folder / "transactions.parquet")
     assert transactions["tx_time_days"].max() == 20 and transactions["tx_time_days"].min() == 0
     assert checks.findings(transactions, checks.Batch(
-        start=pd.Timestamp(batch["start"]), end=pd.Timestamp(batch["end"]),
+        start=pd.Timestamp(batch["start"]), taken_in=pd.Timestamp.now(),  # taken in now, as generate does
         customer_ids=set(sim.customers["customer_id"]), terminal_ids=set(sim.terminals["terminal_id"]),
     )) is None
 

@@ -1,5 +1,5 @@
 """A decision threshold from save_model to the answers of a real server over 127.0.0.1: the
-package answers each row's score and its decision, and refuses a threshold that does not give
+package answers each row's score and its decision (the label, one field per rule), and refuses a threshold that does not give
 the decisions the notebook recorded."""
 
 from __future__ import annotations
@@ -107,7 +107,9 @@ def server(saved, tmp_path_factory):
     running.stop()
 
 
-def test_the_server_answers_scores_and_decisions(server, saved):
+def test_the_server_answers_one_label_per_rule_the_decision(server, saved):
+    """With a decision threshold the answer's label is the decision; the score is the
+    probability; there is no second label field; /metadata names the rule."""
     _, _, manifest, model = saved
     threshold = manifest["decision"]["threshold"]
     X, _ = _data(400, 7)
@@ -115,16 +117,24 @@ def test_the_server_answers_scores_and_decisions(server, saved):
     assert answer.status_code == 200, answer.text
     got = answer.json()
     assert got["threshold"] == threshold
+    assert set(got) == {"predictions", "probabilities", "threshold", "classes", "model", "version"}
     scores = np.asarray(got["probabilities"])[:, 1]
-    assert got["decisions"] == [1 if s >= threshold else 0 for s in scores]
-    assert 0 < sum(got["decisions"]) < len(X)
+    assert got["predictions"] == [1 if s >= threshold else 0 for s in scores]
+    assert 0 < sum(got["predictions"]) < len(X)
+    # the rule matters: the model's own cut at 0.5 would answer differently on some rows
+    assert got["predictions"] != model.predict(X).tolist()
     np.testing.assert_allclose(scores, model.predict_proba(X)[:, 1], rtol=0, atol=1e-12)
     sample = [dict(zip(manifest["sample_input"]["columns"], row)) for row in manifest["sample_input"]["data"]]
-    assert_same_answers(manifest, decisions=server.client.post("/predict", json=sample).json()["decisions"])
-    assert server.client.get("/metadata").json()["decision"]["threshold"] == threshold
+    assert_same_answers(manifest, decisions=server.client.post("/predict", json=sample).json()["predictions"])
+    metadata = server.client.get("/metadata").json()
+    assert metadata["decision"]["threshold"] == threshold
+    assert metadata["label"] == {
+        "rule": "threshold", "threshold": threshold, "positive_class": 1, "other_class": 0, "score": "probability of class 1",
+        "text": f"1 when the probability of class 1 is at least {threshold}, else 0",
+    }
 
 
-def test_batch_scoring_writes_the_decision_column(saved, tmp_path):
+def test_batch_scoring_writes_the_decision_as_the_prediction(saved, tmp_path):
     _, package, manifest, _ = saved
     pkg = _installed_copy(package, tmp_path / "site")
     source = tmp_path / "in.csv"
@@ -132,4 +142,6 @@ def test_batch_scoring_writes_the_decision_column(saved, tmp_path):
     result = subprocess.run([sys.executable, "-m", pkg.name, "predict", str(source)], cwd=tmp_path,
                             env=_isolated_env(pkg.parent), capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
-    assert_same_answers(manifest, decisions=pd.read_csv(io.StringIO(result.stdout))["decision"].tolist())
+    scored = pd.read_csv(io.StringIO(result.stdout))
+    assert "decision" not in scored.columns
+    assert_same_answers(manifest, decisions=scored["prediction"].tolist())

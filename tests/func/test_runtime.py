@@ -471,6 +471,8 @@ def test_server_health_and_metadata(server, manifest):
     assert metadata["signature"] == manifest["signature"]
     assert metadata["metrics"] == {"roc_auc": 0.97}
     assert metadata["lineage"] == {"git_commit": "abc123", "dirty": False, "stages": ["evaluate", "train"]}
+    # without a decision threshold, the label is the model's own prediction
+    assert metadata["label"] == {"rule": "model", "text": "the most probable class (the model's predict)"}
     # the example in the metadata is a valid request
     assert server.client.post("/predict", json=metadata["example"]).status_code == 200
 

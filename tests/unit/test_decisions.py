@@ -162,3 +162,12 @@ def test_log_checks_passing_and_pandera_failure_cases(stage_root):
     assert summary["failed"] == [{"check": "in_range(0, 1)", "column": "x", "failing_rows": 1, "examples": [{"row": 2, "value": 7}]}]
     with pytest.raises(RecordError, match="lack the columns"):
         record.log_checks(pd.DataFrame({"what": [1]}), rows=1)
+
+
+def test_log_checks_names_the_file_checked(stage_root):
+    findings = pd.DataFrame({"check": ["known_customer"], "column": ["customer_id"], "row": [200], "value": [987654]})
+    with pytest.raises(ChecksFailed) as raised:
+        record.log_checks(findings, rows=10, source="data/raw/transactions.parquet")
+    assert str(raised.value) == ("1 data check failed on 10 rows of data/raw/transactions.parquet: "
+                                 "known_customer on customer_id: 1 row (e.g. row 200: 987654)")
+    assert record.log_checks(None, rows=10, source="data/raw/transactions.parquet")["source"] == "data/raw/transactions.parquet"

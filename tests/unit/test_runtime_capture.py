@@ -126,19 +126,30 @@ def test_a_batch_of_requests_is_one_columnar_line_bounded_in_rows(model, tmp_pat
         assert record["probabilities"] == probabilities.tolist() and record["rows"] == len(predictions)
 
 
-def test_decisions_are_written_per_row_with_the_threshold(model, tmp_path):
-    deciding = PackagedModel(model.model, {**model.manifest, "decision": {"threshold": 0.42, "positive_class": True}})
+def test_with_a_threshold_the_captured_predictions_are_the_decisions(model, tmp_path):
+    """One label per rule: the package's answer (what the server captures) holds the decisions at
+    the threshold as its predictions, and the line names the threshold; no second label column."""
+    deciding = PackagedModel(model.model, {**model.manifest, "decision": {"threshold": 0.0008, "positive_class": True}})
     cap, _ = capture(tmp_path / "cap")
-    first, second = score(deciding, rows(2)), score(deciding, rows(3, start=40))
-    cap.record("a", deciding, "champion", *first, 1.0)
-    cap.record("b", deciding, "champion", *second, 1.0)
+    first_inputs, second_inputs = deciding.arrays(rows(2)), deciding.arrays(rows(3, start=40))
+    first, second = deciding.answer(first_inputs), deciding.answer(second_inputs)
+    cap.record("a", deciding, "champion", first_inputs, *first, 1.0)
+    cap.record("b", deciding, "champion", second_inputs, *second, 1.0)
     cap.close()
     [part] = part_paths(tmp_path / "cap")
     [line] = [json.loads(text) for text in Path(part).read_bytes().splitlines()]
-    expected = [bool(p >= 0.42) for p in np.concatenate([first[2][:, 1], second[2][:, 1]])]
-    assert line["decisions"] == expected and line["threshold"] == 0.42 and line["rows"] == [2, 3]
+    expected = [bool(p >= 0.0008) for p in np.concatenate([first[1][:, 1], second[1][:, 1]])]
+    # the model's own predict (a cut at 0.5) differs from the decisions on some of these rows
+    assert expected != np.concatenate([deciding.predict_frame(first_inputs)[0], deciding.predict_frame(second_inputs)[0]]).tolist()
+    assert line["predictions"] == expected and "decisions" not in line
+    assert line["threshold"] == 0.0008 and line["rows"] == [2, 3]
     a, b = read_records(tmp_path / "cap")
-    assert a["decisions"] == expected[:2] and b["decisions"] == expected[2:] and b["threshold"] == 0.42
+    assert a["predictions"] == expected[:2] and b["predictions"] == expected[2:]
+    # a line written before this rule (predictions at 0.5 beside "decisions") is still read
+    old = {**line, "predictions": [not p for p in expected], "decisions": expected}
+    (tmp_path / "cap" / Path(part).relative_to(tmp_path / "cap")).write_text(json.dumps(old) + "\n")
+    a, b = read_records(tmp_path / "cap")
+    assert a["decisions"] == expected[:2] and b["decisions"] == expected[2:] and b["threshold"] == 0.0008
 
 
 def test_a_format_2_line_that_does_not_add_up_is_named(tmp_path):

@@ -19,7 +19,11 @@
 # Then the time-ordered split: the last `test_weeks` are the test set (the most recent weeks,
 # on which champion and challenger are compared), `delay_days` before them are left out (their
 # labels would not be known yet when the model is trained), and the `train_weeks` before that
-# are the training set. Earlier days only serve as history for the windows.
+# are the training set. Earlier days only serve as history for the windows. A window with no
+# transactions stops the pipeline here, with one line, before anything trains on it.
+#
+# `all.parquet` holds every transaction with its features: the evaluate stage runs the handbook's
+# own protocol (prequential folds of one week) on it, beside this split.
 
 # %% tags=["parameters"]
 windows = [1, 7, 30]
@@ -56,9 +60,18 @@ if train_start < 0:
 days = featured["tx_time_days"]
 train = featured[(days >= train_start) & (days < train_end)]
 test = featured[days >= test_start]
+for name, part, first_day, end_day in (("training", train, train_start, train_end), ("test", test, test_start, last_day + 1)):
+    if part.empty:  # the first stage that can tell: stop here, before train or evaluate starts
+        raise ValueError(
+            f"data/validated/transactions.parquet: no transactions in the {name} window, days {first_day}–{end_day - 1} "
+            f"(the batch's transactions fall on {days.nunique()} days between day {int(days.min())} and day {last_day}); "
+            "check the batch's dates, or params.yaml featurize"
+        )
 OUTPUT.mkdir(parents=True, exist_ok=True)
 train.to_parquet(OUTPUT / "train.parquet", index=False)
 test.to_parquet(OUTPUT / "test.parquet", index=False)
+# every transaction with its features, for the handbook's prequential folds in evaluate
+featured.to_parquet(OUTPUT / "all.parquet", index=False)
 
 nbops.log_metric({
     "train_first_day": train_start, "train_days": 7 * train_weeks, "test_first_day": test_start,

@@ -11,9 +11,10 @@
 #
 # Before anything trains on a batch, its schema and ranges are checked with pandera
 # (`fraudkit/checks.py`): nulls, duplicate transaction ids, negative or absurd amounts,
-# timestamps before the batch, in the future (after its extraction) or out of order, customers and
+# timestamps before the batch, in the future (after it was taken in) or out of order, customers and
 # terminals that do not exist, labels and scenarios outside their values, columns of the wrong
-# type or unexpected ones.
+# type or unexpected ones — and fields that contradict each other: time fields that disagree,
+# a label that disagrees with its fraud scenario.
 #
 # `nbops.log_checks` records the outcome — metrics, a plot of failing rows per check, and the
 # offending rows in this report, which `nbops report` shows — and when a check fails it stops the
@@ -35,12 +36,18 @@ from fraudkit import checks
 RAW = Path("data/raw")
 OUTPUT = Path("data/validated/transactions.parquet")
 
+# %% [markdown]
+# "In the future" means after the moment the generate stage took the batch in
+# (`data/raw/intake.json`), never after a date the batch declares about itself: a batch that says
+# it ends in 2032 cannot make a 2031 timestamp plausible.
+
 # %%
 transactions = pd.read_parquet(RAW / "transactions.parquet")
-batch_info = json.loads((RAW / "batch.json").read_text())
+batch_info = json.loads((RAW / "batch.json").read_text(encoding="utf-8"))
+intake = json.loads((RAW / "intake.json").read_text(encoding="utf-8"))
 batch = checks.Batch(
     start=pd.Timestamp(batch_info["start"]),
-    end=pd.Timestamp(batch_info["end"]),
+    taken_in=pd.Timestamp(intake["taken_in"]),
     customer_ids=set(pd.read_parquet(RAW / "customers.parquet", columns=["customer_id"])["customer_id"]),
     terminal_ids=set(pd.read_parquet(RAW / "terminals.parquet", columns=["terminal_id"])["terminal_id"]),
     max_amount=max_amount,
@@ -49,7 +56,7 @@ findings = checks.findings(transactions, batch)
 findings if findings is not None else "every check passed"
 
 # %%
-nbops.log_checks(findings, rows=len(transactions), checks=checks.CHECK_NAMES)
+nbops.log_checks(findings, rows=len(transactions), checks=checks.CHECK_NAMES, source=RAW / "transactions.parquet")
 
 # %%
 OUTPUT.parent.mkdir(parents=True, exist_ok=True)
